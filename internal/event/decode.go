@@ -1,0 +1,462 @@
+package event
+
+import (
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+)
+
+// Limits of the envelope (CONTRACT.md section 2).
+const (
+	maxMetrics    = 32
+	maxAttrs      = 32
+	maxAttrValue  = 256
+	maxIDLen      = 64
+	maxSourceLen  = 64
+	maxAreaLen    = 48
+	maxNameLen    = 48
+	internMaxSize = 1 << 16
+)
+
+// Decoder turns message bytes into validated events. It reuses its parser
+// between calls, so one Decoder serves one goroutine.
+type Decoder struct {
+	parser        fastjson.Parser
+	maxFutureMs   int64
+	intern        map[string]string
+	metricSeen    [maxMetrics]string
+	requiredFound [8]bool
+}
+
+// NewDecoder returns a Decoder that rejects events more than maxFutureMs
+// milliseconds ahead of the clock passed to Decode.
+func NewDecoder(maxFutureMs int64) *Decoder {
+	return &Decoder{maxFutureMs: maxFutureMs, intern: make(map[string]string, 1024)}
+}
+
+// envelope holds the top-level values of one payload while it is checked.
+type envelope struct {
+	id, kind, typ, source, area, time, location, metrics, attrs *fastjson.Value
+}
+
+// Decode validates data, published on subject, against the envelope rules
+// and fills ev. nowMs is the processor's clock in Unix milliseconds. The
+// returned Rejection is nil when the event is accepted. ev's slices are
+// reused from length zero, and its strings never alias data.
+func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *Rejection {
+	subj := splitSubject(subject)
+	fallbackKind := "unknown"
+	if _, ok := types[subj.kind]; ok {
+		fallbackKind = d.str([]byte(subj.kind))
+	}
+	if len(data) > MaxSize {
+		return reject(TooLarge, fallbackKind, "payload is %d bytes; the limit is %d", len(data), MaxSize)
+	}
+	if !utf8.Valid(data) {
+		return reject(InvalidUTF8, fallbackKind, "payload is not valid UTF-8")
+	}
+	if err := fastjson.ValidateBytes(data); err != nil {
+		return reject(MalformedJSON, fallbackKind, "%v", err)
+	}
+	root, err := d.parser.ParseBytes(data)
+	if err != nil {
+		return reject(MalformedJSON, fallbackKind, "%v", err)
+	}
+	obj, err := root.Object()
+	if err != nil {
+		return reject(MalformedJSON, fallbackKind, "payload must be a JSON object, not %s", root.Type())
+	}
+
+	var env envelope
+	var dup string
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		var slot **fastjson.Value
+		switch string(key) {
+		case "id":
+			slot = &env.id
+		case "kind":
+			slot = &env.kind
+		case "type":
+			slot = &env.typ
+		case "source":
+			slot = &env.source
+		case "area":
+			slot = &env.area
+		case "time":
+			slot = &env.time
+		case "location":
+			slot = &env.location
+		case "metrics":
+			slot = &env.metrics
+		case "attrs":
+			slot = &env.attrs
+		default:
+			return // unknown top-level fields are ignored
+		}
+		if *slot != nil && dup == "" {
+			dup = string(key)
+		}
+		*slot = v
+	})
+	if dup != "" {
+		return reject(InvalidField, fallbackKind, "field %q appears more than once", dup)
+	}
+	for _, f := range [...]struct {
+		name string
+		v    *fastjson.Value
+	}{{"id", env.id}, {"kind", env.kind}, {"type", env.typ}, {"source", env.source}, {"area", env.area}, {"time", env.time}} {
+		if f.v == nil {
+			return reject(MissingField, fallbackKind, "required field %q is missing", f.name)
+		}
+	}
+
+	// Kind and type first: they pick the dead-letter subject and the rules.
+	kind, rej := stringField(env.kind, "kind", fallbackKind)
+	if rej != nil {
+		return rej
+	}
+	typeRules, ok := types[string(kind)]
+	if !ok {
+		return reject(UnknownKind, "unknown", "kind %q is not one of camera, traffic, environment, feedback", truncate(kind))
+	}
+	ev.Kind = d.str(kind)
+	typ, rej := stringField(env.typ, "type", ev.Kind)
+	if rej != nil {
+		return rej
+	}
+	rule, ok := typeRules[string(typ)]
+	if !ok {
+		return reject(UnknownType, ev.Kind, "type %q is not a known %s type", truncate(typ), ev.Kind)
+	}
+	ev.Type = d.str(typ)
+
+	id, rej := stringField(env.id, "id", ev.Kind)
+	if rej != nil {
+		return rej
+	}
+	if !validID(id) {
+		return reject(InvalidField, ev.Kind, "id %q must be 1-%d characters of [A-Za-z0-9._:-]", truncate(id), maxIDLen)
+	}
+	source, rej := stringField(env.source, "source", ev.Kind)
+	if rej != nil {
+		return rej
+	}
+	if !validSlug(source, maxSourceLen, '_') {
+		return reject(InvalidField, ev.Kind, "source %q must be 1-%d characters of [a-z0-9_-]", truncate(source), maxSourceLen)
+	}
+	area, rej := stringField(env.area, "area", ev.Kind)
+	if rej != nil {
+		return rej
+	}
+	if !validSlug(area, maxAreaLen, 0) {
+		return reject(InvalidField, ev.Kind, "area %q must be 1-%d characters of [a-z0-9-]", truncate(area), maxAreaLen)
+	}
+	if !subj.ok || subj.kind != ev.Kind || subj.area != string(area) || subj.source != string(source) {
+		return reject(SubjectMismatch, ev.Kind, "subject %q does not match ioc.events.%s.%s.%s", truncate([]byte(subject)), ev.Kind, area, source)
+	}
+	timeBytes, rej := stringField(env.time, "time", ev.Kind)
+	if rej != nil {
+		return rej
+	}
+	timeMs, ok := parseRFC3339Ms(timeBytes)
+	if !ok {
+		return reject(InvalidField, ev.Kind, "time %q is not RFC 3339 with an offset (2026-11-22T17:00:05.120+07:00)", truncate(timeBytes))
+	}
+
+	ev.HasLocation, ev.Lat, ev.Lon = false, 0, 0
+	if env.location != nil {
+		if rej := decodeLocation(env.location, ev); rej != nil {
+			return rej
+		}
+	}
+	if rej := d.decodeMetrics(env.metrics, rule, ev); rej != nil {
+		return rej
+	}
+	if rej := d.decodeAttrs(env.attrs, ev); rej != nil {
+		return rej
+	}
+	if timeMs > nowMs+d.maxFutureMs {
+		return reject(TimeInFuture, ev.Kind, "time %s is %.0f s ahead of the processor's clock; the limit is %.0f s",
+			timeBytes, float64(timeMs-nowMs)/1000, float64(d.maxFutureMs)/1000)
+	}
+	ev.ID = string(id)
+	ev.Source = d.str(source)
+	ev.Area = d.str(area)
+	ev.TimeMs = timeMs
+	return nil
+}
+
+func decodeLocation(v *fastjson.Value, ev *Event) *Rejection {
+	loc, err := v.Object()
+	if err != nil {
+		return reject(InvalidField, ev.Kind, "location must be an object with lat and lon")
+	}
+	lat, lon := loc.Get("lat"), loc.Get("lon")
+	if lat == nil || lon == nil || lat.Type() != fastjson.TypeNumber || lon.Type() != fastjson.TypeNumber {
+		return reject(InvalidField, ev.Kind, "location needs numeric lat and lon")
+	}
+	la, _ := lat.Float64()
+	lo, _ := lon.Float64()
+	if !(la >= -90 && la <= 90) || !(lo >= -180 && lo <= 180) {
+		return reject(InvalidField, ev.Kind, "location %g,%g is outside lat [-90, 90], lon [-180, 180]", la, lo)
+	}
+	ev.HasLocation, ev.Lat, ev.Lon = true, la, lo
+	return nil
+}
+
+func (d *Decoder) decodeMetrics(v *fastjson.Value, rule typeRule, ev *Event) *Rejection {
+	ev.MetricNames, ev.MetricValues = ev.MetricNames[:0], ev.MetricValues[:0]
+	if v != nil {
+		obj, err := v.Object()
+		if err != nil {
+			return reject(InvalidField, ev.Kind, "metrics must be an object of name to number, not %s", v.Type())
+		}
+		if obj.Len() > maxMetrics {
+			return reject(InvalidField, ev.Kind, "%d metrics; at most %d are allowed", obj.Len(), maxMetrics)
+		}
+		var rej *Rejection
+		obj.Visit(func(key []byte, val *fastjson.Value) {
+			if rej != nil {
+				return
+			}
+			rej = d.addMetric(key, val, ev)
+		})
+		if rej != nil {
+			return rej
+		}
+	}
+	for _, name := range rule.allOf {
+		if !hasName(ev.MetricNames, name) {
+			return reject(MissingField, ev.Kind, "%s/%s requires metric %q", ev.Kind, ev.Type, name)
+		}
+	}
+	if len(rule.anyOf) > 0 {
+		found := false
+		for _, name := range rule.anyOf {
+			if hasName(ev.MetricNames, name) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return reject(MissingField, ev.Kind, "%s/%s requires at least one of the metrics %v", ev.Kind, ev.Type, rule.anyOf)
+		}
+	}
+	return nil
+}
+
+func (d *Decoder) addMetric(key []byte, val *fastjson.Value, ev *Event) *Rejection {
+	if !validName(key) {
+		return reject(InvalidField, ev.Kind, "metric name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
+	}
+	if hasName(ev.MetricNames, string(key)) {
+		return reject(InvalidField, ev.Kind, "metric %q appears more than once", key)
+	}
+	if val.Type() != fastjson.TypeNumber {
+		return reject(InvalidField, ev.Kind, "metric %q must be a number, not %s", key, val.Type())
+	}
+	f, err := val.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return reject(InvalidField, ev.Kind, "metric %q is not a finite number", key)
+	}
+	if r, known := metricRanges[string(key)]; known {
+		if f < r.min || f > r.max {
+			return reject(MetricOutOfRange, ev.Kind, "metric %q = %g is outside its range [%g, %g]", key, f, r.min, r.max)
+		}
+		if r.integer && f != math.Trunc(f) {
+			return reject(MetricOutOfRange, ev.Kind, "metric %q = %g must be a whole number", key, f)
+		}
+	}
+	ev.MetricNames = append(ev.MetricNames, d.str(key))
+	ev.MetricValues = append(ev.MetricValues, f)
+	return nil
+}
+
+func (d *Decoder) decodeAttrs(v *fastjson.Value, ev *Event) *Rejection {
+	ev.AttrKeys, ev.AttrValues = ev.AttrKeys[:0], ev.AttrValues[:0]
+	if v != nil {
+		obj, err := v.Object()
+		if err != nil {
+			return reject(InvalidField, ev.Kind, "attrs must be an object of name to string, not %s", v.Type())
+		}
+		if obj.Len() > maxAttrs {
+			return reject(InvalidField, ev.Kind, "%d attrs; at most %d are allowed", obj.Len(), maxAttrs)
+		}
+		var rej *Rejection
+		obj.Visit(func(key []byte, val *fastjson.Value) {
+			if rej != nil {
+				return
+			}
+			switch {
+			case !validName(key):
+				rej = reject(InvalidField, ev.Kind, "attr name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
+			case hasName(ev.AttrKeys, string(key)):
+				rej = reject(InvalidField, ev.Kind, "attr %q appears more than once", key)
+			case val.Type() != fastjson.TypeString:
+				rej = reject(InvalidField, ev.Kind, "attr %q must be a string, not %s", key, val.Type())
+			default:
+				s, _ := val.StringBytes()
+				if len(s) > maxAttrValue {
+					rej = reject(InvalidField, ev.Kind, "attr %q is %d bytes; at most %d are allowed", key, len(s), maxAttrValue)
+					return
+				}
+				ev.AttrKeys = append(ev.AttrKeys, d.str(key))
+				ev.AttrValues = append(ev.AttrValues, d.str(s))
+			}
+		})
+		if rej != nil {
+			return rej
+		}
+	}
+	if ev.Kind == "feedback" {
+		return checkFeedback(ev)
+	}
+	return nil
+}
+
+// checkFeedback applies the attribute rules of Hue-S reports.
+func checkFeedback(ev *Event) *Rejection {
+	reportID, hasReport := attr(ev, "report_id")
+	if !hasReport || reportID == "" {
+		return reject(MissingField, ev.Kind, "feedback requires attrs.report_id")
+	}
+	status, hasStatus := attr(ev, "status")
+	if !hasStatus {
+		return reject(MissingField, ev.Kind, "feedback requires attrs.status")
+	}
+	if !feedbackStatuses[status] {
+		return reject(InvalidField, ev.Kind, "attrs.status %q is not one of received, assigned, processing, resolved, rejected", status)
+	}
+	if channel, ok := attr(ev, "channel"); ok && !feedbackChannels[channel] {
+		return reject(InvalidField, ev.Kind, "attrs.channel %q is not one of app, hotline, web, zalo", channel)
+	}
+	return nil
+}
+
+func attr(ev *Event, key string) (string, bool) {
+	for i, k := range ev.AttrKeys {
+		if k == key {
+			return ev.AttrValues[i], true
+		}
+	}
+	return "", false
+}
+
+// str returns b as a string, shared with earlier equal strings: kinds, types,
+// areas, sources and names repeat on every event, ids never do. The table
+// stops growing at internMaxSize so hostile input cannot grow it forever.
+func (d *Decoder) str(b []byte) string {
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.intern) < internMaxSize {
+		d.intern[s] = s
+	}
+	return s
+}
+
+func stringField(v *fastjson.Value, name, kind string) ([]byte, *Rejection) {
+	if v.Type() != fastjson.TypeString {
+		return nil, reject(InvalidField, kind, "%s must be a string, not %s", name, v.Type())
+	}
+	b, _ := v.StringBytes()
+	return b, nil
+}
+
+func reject(reason Reason, kind, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// truncate keeps details short when the offending value is huge.
+func truncate(b []byte) string {
+	const limit = 80
+	if len(b) > limit {
+		return string(b[:limit]) + "…"
+	}
+	return string(b)
+}
+
+func hasName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func validID(b []byte) bool {
+	if len(b) == 0 || len(b) > maxIDLen {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validSlug accepts 1..max characters of [a-z0-9-] plus the extra byte, if any.
+func validSlug(b []byte, max int, extra byte) bool {
+	if len(b) == 0 || len(b) > max {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || extra != 0 && c == extra) {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(b []byte) bool {
+	if len(b) == 0 || len(b) > maxNameLen {
+		return false
+	}
+	if c := b[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		return false
+	}
+	for _, c := range b[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// subjectTokens are the last three tokens of ioc.events.<kind>.<area>.<source>.
+type subjectTokens struct {
+	kind, area, source string
+	ok                 bool
+}
+
+func splitSubject(s string) subjectTokens {
+	const prefix = "ioc.events."
+	if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
+		return subjectTokens{}
+	}
+	rest := s[len(prefix):]
+	var tok [3]string
+	n := 0
+	start := 0
+	for i := 0; i <= len(rest); i++ {
+		if i == len(rest) || rest[i] == '.' {
+			if n == 3 {
+				return subjectTokens{}
+			}
+			tok[n] = rest[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n != 3 {
+		return subjectTokens{kind: tok[0]}
+	}
+	return subjectTokens{kind: tok[0], area: tok[1], source: tok[2], ok: true}
+}
