@@ -1,0 +1,388 @@
+// Package window keeps the event-time tumbling windows of CONTRACT.md
+// section 3: per-source watermarks, idle finalisation, early partial
+// results, corrections inside the horizon and deduplication by event id.
+//
+// It does no I/O and is not safe for concurrent use: one pipeline goroutine
+// owns a Set. Times are Unix milliseconds; "now" is processing time and only
+// the idle timeout reads it, so replaying history gives the same windows.
+package window
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/event"
+)
+
+// EventsMetric is the synthetic metric every event counts one in.
+const EventsMetric = "events"
+
+// Config holds the window settings of the contract.
+type Config struct {
+	Sizes             []time.Duration
+	AllowedLateness   time.Duration
+	IdleTimeout       time.Duration
+	CorrectionHorizon time.Duration
+}
+
+// Validate reports settings the window logic cannot work with.
+func (c Config) Validate() error {
+	if len(c.Sizes) == 0 {
+		return fmt.Errorf("window: at least one window size is needed")
+	}
+	for _, s := range c.Sizes {
+		if s < time.Second || s%time.Second != 0 {
+			return fmt.Errorf("window: size %s must be a whole number of seconds, at least 1s", s)
+		}
+	}
+	if c.AllowedLateness < 0 || c.IdleTimeout <= 0 {
+		return fmt.Errorf("window: allowed lateness must be ≥ 0 and idle timeout > 0")
+	}
+	if c.CorrectionHorizon < c.AllowedLateness {
+		return fmt.Errorf("window: correction horizon %s must be at least the allowed lateness %s", c.CorrectionHorizon, c.AllowedLateness)
+	}
+	return nil
+}
+
+// Disposition says what Add did with an event.
+type Disposition int
+
+const (
+	// Accepted: the event was aggregated into open windows.
+	Accepted Disposition = iota
+	// Corrected: the event was late and updated at least one final window.
+	Corrected
+	// Dropped: the event was older than the correction horizon for every size.
+	Dropped
+	// Duplicate: an event with this id was already counted.
+	Duplicate
+)
+
+func (d Disposition) String() string {
+	return [...]string{"accepted", "corrected", "dropped", "duplicate"}[d]
+}
+
+// Row is one window aggregate to store.
+type Row struct {
+	StartMs, SizeMs                  int64
+	Kind, Type, Metric, Area, Source string
+	Count                            uint64
+	Sum, Min, Max, First, Last       float64
+	Final                            bool
+}
+
+// Set holds the windows of every source.
+type Set struct {
+	sizesMs     []int64
+	minSizeMs   int64
+	latenessMs  int64
+	idleMs      int64
+	horizonMs   int64
+	seed        maphash.Seed
+	sources     map[string]*source
+	open        map[*source]struct{} // sources with windows not yet final
+	dirty       map[*source]struct{} // sources with changes not yet collected
+	openWindows int
+}
+
+// New returns an empty Set.
+func New(cfg Config) (*Set, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Set{
+		latenessMs: cfg.AllowedLateness.Milliseconds(),
+		idleMs:     cfg.IdleTimeout.Milliseconds(),
+		horizonMs:  cfg.CorrectionHorizon.Milliseconds(),
+		seed:       maphash.MakeSeed(),
+		sources:    make(map[string]*source),
+		open:       make(map[*source]struct{}),
+		dirty:      make(map[*source]struct{}),
+	}
+	for _, size := range cfg.Sizes {
+		s.sizesMs = append(s.sizesMs, size.Milliseconds())
+	}
+	sort.Slice(s.sizesMs, func(i, j int) bool { return s.sizesMs[i] < s.sizesMs[j] })
+	s.minSizeMs = s.sizesMs[0]
+	return s, nil
+}
+
+// source is the state of one event source.
+type source struct {
+	name       string
+	latestMs   int64 // latest event time seen; math.MinInt64 before the first
+	lastSeenMs int64 // processing time of the last event
+	slots      map[slotKey]*slot
+	ids        map[int64]map[uint64]struct{} // dedup buckets of minSize by start
+}
+
+type slotKey struct {
+	sizeIdx int
+	startMs int64
+}
+
+// slot is one window span of one source; it holds one aggregate per
+// (kind, type, area, metric) seen in it.
+type slot struct {
+	startMs, endMs int64
+	final          bool
+	dirty          bool
+	aggs           []agg
+	index          map[aggKey]int // built once aggs grows past a linear scan
+}
+
+type aggKey struct{ kind, typ, area, metric string }
+
+type agg struct {
+	key             aggKey
+	count           uint64
+	sum, min, max   float64
+	first, last     float64
+	firstMs, lastMs int64
+	firstID, lastID string
+}
+
+const linearScanLimit = 16
+
+func (sl *slot) agg(k aggKey) *agg {
+	if sl.index != nil {
+		if i, ok := sl.index[k]; ok {
+			return &sl.aggs[i]
+		}
+	} else {
+		for i := range sl.aggs {
+			if sl.aggs[i].key == k {
+				return &sl.aggs[i]
+			}
+		}
+	}
+	sl.aggs = append(sl.aggs, agg{key: k, min: math.Inf(1), max: math.Inf(-1)})
+	if sl.index != nil {
+		sl.index[k] = len(sl.aggs) - 1
+	} else if len(sl.aggs) > linearScanLimit {
+		sl.index = make(map[aggKey]int, len(sl.aggs)*2)
+		for i := range sl.aggs {
+			sl.index[sl.aggs[i].key] = i
+		}
+	}
+	return &sl.aggs[len(sl.aggs)-1]
+}
+
+func (a *agg) add(v float64, tMs int64, id string) {
+	if a.count == 0 || tMs < a.firstMs || tMs == a.firstMs && id < a.firstID {
+		a.first, a.firstMs, a.firstID = v, tMs, id
+	}
+	if a.count == 0 || tMs > a.lastMs || tMs == a.lastMs && id > a.lastID {
+		a.last, a.lastMs, a.lastID = v, tMs, id
+	}
+	a.count++
+	a.sum += v
+	a.min = math.Min(a.min, v)
+	a.max = math.Max(a.max, v)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (s *Set) source(name string) *source {
+	src := s.sources[name]
+	if src == nil {
+		src = &source{name: name, latestMs: math.MinInt64, slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{})}
+		s.sources[name] = src
+	}
+	return src
+}
+
+// Add counts ev, seen at processing time nowMs. It returns what happened to
+// the event and the source's latest event time before it, which the caller
+// stores with the raw event so that Restore repeats the same decision.
+func (s *Set) Add(ev *event.Event, nowMs int64) (Disposition, int64) {
+	src := s.source(ev.Source)
+	latestBefore := src.latestMs
+	src.lastSeenMs = nowMs
+	bucket := floorDiv(ev.TimeMs, s.minSizeMs) * s.minSizeMs
+	h := maphash.String(s.seed, ev.ID)
+	if ids := src.ids[bucket]; ids != nil {
+		if _, seen := ids[h]; seen {
+			return Duplicate, latestBefore
+		}
+	}
+	disp := s.apply(src, ev, latestBefore, h, bucket)
+	return disp, latestBefore
+}
+
+// Restore replays an event read back from the raw event store after a
+// restart, with the latest time its source had when it was first counted.
+// It rebuilds windows and the dedup set exactly as Add built them.
+func (s *Set) Restore(ev *event.Event, latestBefore, nowMs int64) Disposition {
+	src := s.source(ev.Source)
+	src.lastSeenMs = nowMs
+	bucket := floorDiv(ev.TimeMs, s.minSizeMs) * s.minSizeMs
+	h := maphash.String(s.seed, ev.ID)
+	if ids := src.ids[bucket]; ids != nil {
+		if _, seen := ids[h]; seen {
+			return Duplicate
+		}
+	}
+	return s.apply(src, ev, latestBefore, h, bucket)
+}
+
+func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, bucket int64) Disposition {
+	cutoff := int64(math.MinInt64)
+	if latestBefore != math.MinInt64 {
+		cutoff = latestBefore - s.horizonMs
+	}
+	if ev.TimeMs > src.latestMs {
+		src.latestMs = ev.TimeMs
+	}
+	disp := Dropped
+	for i, size := range s.sizesMs {
+		start := floorDiv(ev.TimeMs, size) * size
+		if start+size <= cutoff {
+			continue
+		}
+		key := slotKey{i, start}
+		sl := src.slots[key]
+		if sl == nil {
+			sl = &slot{startMs: start, endMs: start + size}
+			src.slots[key] = sl
+			s.openWindows++
+			s.open[src] = struct{}{}
+		}
+		if sl.final {
+			disp = Corrected
+		} else if disp == Dropped {
+			disp = Accepted
+		}
+		sl.dirty = true
+		for m, name := range ev.MetricNames {
+			sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, name}).add(ev.MetricValues[m], ev.TimeMs, ev.ID)
+		}
+		sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}).add(1, ev.TimeMs, ev.ID)
+	}
+	if disp != Dropped {
+		ids := src.ids[bucket]
+		if ids == nil {
+			ids = make(map[uint64]struct{})
+			src.ids[bucket] = ids
+		}
+		ids[h] = struct{}{}
+		s.dirty[src] = struct{}{}
+	}
+	return disp
+}
+
+// Collect finalises windows whose watermark passed or whose source went
+// idle, forgets windows that left the correction horizon, and returns the
+// rows to write: every changed final window, and when early is set every
+// changed open window too. Rows are appended to dst.
+func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
+	for src := range s.open {
+		dst = s.collectSource(dst, src, nowMs, early)
+	}
+	for src := range s.dirty {
+		if _, done := s.open[src]; !done {
+			dst = s.collectSource(dst, src, nowMs, early)
+		}
+	}
+	clear(s.dirty)
+	return dst
+}
+
+func (s *Set) collectSource(dst []Row, src *source, nowMs int64, early bool) []Row {
+	watermark := src.latestMs - s.latenessMs
+	idle := nowMs-src.lastSeenMs >= s.idleMs
+	horizon := src.latestMs - s.horizonMs
+	stillOpen := false
+	for key, sl := range src.slots {
+		if !sl.final && (watermark >= sl.endMs || idle) {
+			sl.final = true
+			sl.dirty = true // the final row is written even if nothing changed since the early one
+			s.openWindows--
+		}
+		if sl.dirty && (sl.final || early) {
+			dst = sl.rows(dst, key, src.name, s.sizesMs[key.sizeIdx])
+			sl.dirty = false
+		}
+		if !sl.final {
+			stillOpen = true
+		} else if !sl.dirty && sl.endMs <= horizon {
+			delete(src.slots, key)
+		}
+	}
+	for start := range src.ids {
+		if start+s.minSizeMs <= horizon {
+			delete(src.ids, start)
+		}
+	}
+	if stillOpen {
+		s.open[src] = struct{}{}
+	} else {
+		delete(s.open, src)
+	}
+	return dst
+}
+
+func (sl *slot) rows(dst []Row, key slotKey, sourceName string, sizeMs int64) []Row {
+	for i := range sl.aggs {
+		a := &sl.aggs[i]
+		dst = append(dst, Row{
+			StartMs: key.startMs, SizeMs: sizeMs,
+			Kind: a.key.kind, Type: a.key.typ, Metric: a.key.metric, Area: a.key.area, Source: sourceName,
+			Count: a.count, Sum: a.sum, Min: a.min, Max: a.max, First: a.first, Last: a.last,
+			Final: sl.final,
+		})
+	}
+	return dst
+}
+
+// FinishRestore forgets windows that Restore rebuilt but that lie beyond
+// their source's correction horizon: the restore query reads only back to
+// the horizon, so those may be partial and must never be written.
+func (s *Set) FinishRestore() {
+	for _, src := range s.sources {
+		horizon := src.latestMs - s.horizonMs
+		for key, sl := range src.slots {
+			if sl.endMs <= horizon {
+				if !sl.final {
+					s.openWindows--
+				}
+				delete(src.slots, key)
+			}
+		}
+	}
+}
+
+// RestoreFromMs is the earliest event time Restore needs for a source whose
+// latest event time is latestMs: every window that can still change.
+func (s *Set) RestoreFromMs(latestMs int64) int64 {
+	return latestMs - s.horizonMs - s.sizesMs[len(s.sizesMs)-1]
+}
+
+// Stats describes the state held, for metrics and logs.
+type Stats struct {
+	Sources, OpenWindows int
+}
+
+// Stats returns the current size of the state.
+func (s *Set) Stats() Stats {
+	return Stats{Sources: len(s.sources), OpenWindows: s.openWindows}
+}
+
+// LatestMs returns the latest event time seen from a source, for restore
+// queries; ok is false for an unknown source.
+func (s *Set) LatestMs(sourceName string) (int64, bool) {
+	src := s.sources[sourceName]
+	if src == nil || src.latestMs == math.MinInt64 {
+		return 0, false
+	}
+	return src.latestMs, true
+}
