@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/broker"
+	"github.com/iocstream/iocstream/internal/config"
+	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/httpapi"
+	"github.com/iocstream/iocstream/internal/ingest"
+	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/store"
+	"github.com/iocstream/iocstream/internal/window"
+	"github.com/iocstream/iocstream/schemas"
+)
+
+func storeConfig(cfg config.Config) store.Config {
+	return store.Config{Addrs: cfg.ClickHouseAddr, Database: cfg.ClickHouseDatabase,
+		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}
+}
+
+func migrate(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return applyMigrations(ctx, st, log)
+}
+
+func applyMigrations(ctx context.Context, st *store.Store, log zerolog.Logger) error {
+	migrations, err := store.LoadMigrations(schemas.ClickHouse, "clickhouse")
+	if err != nil {
+		return err
+	}
+	results, err := st.Migrate(ctx, migrations)
+	for _, r := range results {
+		log.Info().Str("migration", r.Name).Str("status", r.Status).Msg("migration")
+	}
+	return err
+}
+
+// openStore connects to ClickHouse, retrying while it is not up yet: at
+// start-up the server may still be starting.
+func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (*store.Store, error) {
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := store.Open(ctx, storeConfig(cfg))
+		if err == nil {
+			if err = st.Ping(ctx); err == nil {
+				return st, nil
+			}
+			st.Close()
+		}
+		if attempt == 10 {
+			return nil, fmt.Errorf("ClickHouse at %v not reachable after %d attempts: %w", cfg.ClickHouseAddr, attempt, err)
+		}
+		log.Warn().Err(err).Strs("addr", cfg.ClickHouseAddr).Int("attempt", attempt).Msg("ClickHouse not reachable yet; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	log.Info().Str("version", buildVersion()).Interface("config", cfg.Redacted()).Msg("starting iocd")
+	m := metrics.New()
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := applyMigrations(ctx, st, log); err != nil {
+		return err
+	}
+
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		srv, err := broker.StartEmbedded(cfg.NATSListen, cfg.DataDir, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}()
+		natsURL = srv.ClientURL()
+	}
+	nc, err := broker.Connect(natsURL, "iocd", broker.Auth{User: cfg.NATSUser, Password: cfg.NATSPassword,
+		Token: cfg.NATSToken, CredsFile: cfg.NATSCreds}, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("JetStream: %w", err)
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := broker.EnsureStreams(setupCtx, js, broker.StreamLimits{EventsMaxAge: cfg.EventsMaxAge.D(),
+		AlertsMaxAge: cfg.AlertsMaxAge.D(), DLQMaxAge: cfg.DLQMaxAge.D(), DuplicateWindow: cfg.DuplicateWindow.D()}, log); err != nil {
+		return err
+	}
+	cons, err := broker.EnsureConsumer(setupCtx, js, broker.ConsumerSettings{Durable: cfg.Consumer,
+		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D()})
+	if err != nil {
+		return err
+	}
+
+	windows, err := restoreWindows(ctx, cfg, st, m, log)
+	if err != nil {
+		return err
+	}
+	pipe := ingest.New(ingest.Config{
+		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
+		MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
+	}, windows, st, js, m, log)
+
+	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{
+		{Name: "nats", Run: func(context.Context) error {
+			if s := nc.Status(); s != nats.CONNECTED {
+				return fmt.Errorf("NATS connection is %s", s)
+			}
+			return nil
+		}},
+		{Name: "clickhouse", Run: st.Ping},
+		{Name: "pipeline", Run: func(context.Context) error {
+			if !pipe.Healthy() {
+				return errors.New("consumer not bound or ClickHouse writes failing")
+			}
+			return nil
+		}},
+	}, log)
+	if err != nil {
+		return err
+	}
+	go api.Serve()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = api.Shutdown(sctx)
+	}()
+
+	// Prefetch is bounded: with the two batches the pipeline holds, it is
+	// all the memory that waiting messages can take.
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(min(cfg.BatchSize, 10_000)))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", broker.EventsStream, err)
+	}
+	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Strs("clickhouse", cfg.ClickHouseAddr).
+		Str("database", cfg.ClickHouseDatabase).Msg("iocd ready: consuming IOC_EVENTS")
+	if err := pipe.Run(ctx, msgs); err != nil {
+		return err
+	}
+	log.Info().Msg("drained; bye")
+	return nil
+}
+
+// restoreWindows rebuilds the open windows and the dedup set from the raw
+// events stored before the last stop (see DESIGN: ack after the raw insert).
+func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
+	sizes := make([]time.Duration, len(cfg.WindowSizes))
+	for i, d := range cfg.WindowSizes {
+		sizes[i] = d.D()
+	}
+	windows, err := window.New(window.Config{Sizes: sizes, AllowedLateness: cfg.AllowedLateness.D(),
+		IdleTimeout: cfg.IdleTimeout.D(), CorrectionHorizon: cfg.CorrectionHorizon.D()})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	latest, err := st.LatestBySource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from := make(map[string]int64, len(latest))
+	for src, ms := range latest {
+		from[src] = windows.RestoreFromMs(ms)
+	}
+	nowMs := time.Now().UnixMilli()
+	n, err := st.ReadEvents(ctx, from, func(ev *event.Event, latestMs int64) {
+		windows.Restore(ev, latestMs, nowMs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	windows.FinishRestore()
+	m.Restored.Add(float64(n))
+	st2 := windows.Stats()
+	log.Info().Int("sources", len(latest)).Int("events", n).Int("open_windows", st2.OpenWindows).
+		Dur("took", time.Since(start)).Msg("restored window state from stored events")
+	return windows, nil
+}

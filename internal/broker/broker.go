@@ -1,0 +1,164 @@
+// Package broker connects iocd to NATS JetStream: it starts the embedded
+// server when no external one is configured, and creates the contract's
+// streams and the processor's durable consumer when they are missing.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Stream names of the contract.
+const (
+	EventsStream = "IOC_EVENTS"
+	AlertsStream = "IOC_ALERTS"
+	DLQStream    = "IOC_DLQ"
+)
+
+// StartEmbedded runs a JetStream server in this process, listening on
+// listen (host:port) and storing under dataDir/nats.
+func StartEmbedded(listen, dataDir string, log zerolog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: IOC_NATS_LISTEN %q is not host:port: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: IOC_NATS_LISTEN port %q: %w", portStr, err)
+	}
+	opts := &server.Options{
+		ServerName: "iocd-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: embedded NATS server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(15 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("broker: embedded NATS server not ready on %s within 15 s (port in use?)", listen)
+	}
+	log.Info().Str("listen", srv.ClientURL()).Str("store", opts.StoreDir).Msg("embedded JetStream server started")
+	return srv, nil
+}
+
+// Auth holds the optional credentials for an external server.
+type Auth struct {
+	User, Password, Token, CredsFile string
+}
+
+// Connect dials url and keeps reconnecting for ever: a NATS restart must
+// pause the pipeline, not end it.
+func Connect(url, name string, auth Auth, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn().Err(err).Msg("NATS error")
+		}),
+	}
+	if auth.User != "" {
+		opts = append(opts, nats.UserInfo(auth.User, auth.Password))
+	}
+	if auth.Token != "" {
+		opts = append(opts, nats.Token(auth.Token))
+	}
+	if auth.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(auth.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// StreamLimits are the retention settings of the three streams.
+type StreamLimits struct {
+	EventsMaxAge, AlertsMaxAge, DLQMaxAge, DuplicateWindow time.Duration
+}
+
+// EnsureStreams creates the contract's streams when missing. An existing
+// stream is left as it is; differences from the wanted settings are logged.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, lim StreamLimits, log zerolog.Logger) error {
+	want := []jetstream.StreamConfig{
+		{Name: EventsStream, Subjects: []string{"ioc.events.>"}, Storage: jetstream.FileStorage,
+			MaxAge: lim.EventsMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream inbound events"},
+		{Name: AlertsStream, Subjects: []string{"ioc.alerts.>"}, Storage: jetstream.FileStorage,
+			MaxAge: lim.AlertsMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream alert transitions"},
+		{Name: DLQStream, Subjects: []string{"ioc.dlq.>"}, Storage: jetstream.FileStorage,
+			MaxAge: lim.DLQMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream rejected events"},
+	}
+	for _, cfg := range want {
+		s, err := js.Stream(ctx, cfg.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if _, err := js.CreateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("broker: create stream %s: %w", cfg.Name, err)
+			}
+			log.Info().Str("stream", cfg.Name).Strs("subjects", cfg.Subjects).Dur("max_age", cfg.MaxAge).Msg("created stream")
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("broker: look up stream %s: %w", cfg.Name, err)
+		}
+		have := s.CachedInfo().Config
+		if have.MaxAge != cfg.MaxAge || have.Duplicates != cfg.Duplicates || have.Storage != cfg.Storage ||
+			len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
+			log.Warn().Str("stream", cfg.Name).
+				Strs("subjects", have.Subjects).Dur("max_age", have.MaxAge).Dur("duplicates", have.Duplicates).
+				Strs("want_subjects", cfg.Subjects).Dur("want_max_age", cfg.MaxAge).Dur("want_duplicates", cfg.Duplicates).
+				Msg("stream exists with other settings; leaving it unchanged")
+		}
+	}
+	return nil
+}
+
+// ConsumerSettings configure the processor's durable pull consumer.
+type ConsumerSettings struct {
+	Durable       string
+	MaxAckPending int
+	AckWait       time.Duration
+}
+
+// EnsureConsumer creates or updates the durable pull consumer on
+// IOC_EVENTS. Acks are cumulative (AckAll): one ack per flushed batch.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSettings) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable:       cs.Durable,
+		Description:   "iocd ingest",
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       cs.AckWait,
+		MaxAckPending: cs.MaxAckPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: "ioc.events.>",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: consumer %s on %s: %w", cs.Durable, EventsStream, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,382 @@
+// Package ingest is the path of an event through iocd: fetch from
+// JetStream → decode and validate → windows → batched writes to ClickHouse
+// and dead letters → one cumulative ack per batch.
+//
+// One goroutine decodes and windows (the window state needs no locks), a
+// second writes sealed batches; at most two batches exist, so a slow or
+// absent ClickHouse stops the fetching instead of growing memory.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/store"
+	"github.com/iocstream/iocstream/internal/window"
+)
+
+// Sink stores what the pipeline produces; *store.Store implements it.
+type Sink interface {
+	InsertEvents(ctx context.Context, rows *store.EventRows) error
+	InsertRejected(ctx context.Context, rows []store.Rejected) error
+	InsertWindows(ctx context.Context, rows []window.Row) error
+}
+
+// Publisher publishes dead letters; jetstream.JetStream implements it.
+type Publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// Source yields messages; jetstream.MessagesContext implements it.
+type Source interface {
+	Next(opts ...jetstream.NextOpt) (jetstream.Msg, error)
+	Stop()
+}
+
+// Config tunes batching.
+type Config struct {
+	BatchSize       int           // messages per batch
+	FlushInterval   time.Duration // longest time a message waits before its batch is written
+	EarlyInterval   time.Duration // how often open windows are written early (final = 0)
+	MaxFutureSkew   time.Duration
+	ShutdownTimeout time.Duration // how long a drain may take on shutdown
+}
+
+// Pipeline moves events from a Source to a Sink.
+type Pipeline struct {
+	cfg     Config
+	dec     *event.Decoder
+	windows *window.Set
+	sink    Sink
+	dlq     Publisher
+	m       *metrics.Metrics
+	log     zerolog.Logger
+	now     func() time.Time
+
+	cur       *batch
+	sealed    chan *batch
+	free      chan *batch
+	counts    counters
+	lastSeal  time.Time
+	lastEarly time.Time
+
+	writing atomic.Bool // false while ClickHouse writes fail
+	running atomic.Bool
+}
+
+// New builds a pipeline; windows may already hold restored state.
+func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, m *metrics.Metrics, log zerolog.Logger) *Pipeline {
+	p := &Pipeline{
+		cfg:     cfg,
+		dec:     event.NewDecoder(cfg.MaxFutureSkew.Milliseconds()),
+		windows: windows,
+		sink:    sink,
+		dlq:     dlq,
+		m:       m,
+		log:     log,
+		now:     time.Now,
+		sealed:  make(chan *batch, 1),
+		free:    make(chan *batch, 2),
+		counts:  newCounters(),
+	}
+	p.cur = &batch{}
+	p.free <- &batch{}
+	p.writing.Store(true)
+	return p
+}
+
+// Healthy reports whether the pipeline is consuming and its last write
+// attempt succeeded; /readyz uses it.
+func (p *Pipeline) Healthy() bool { return p.running.Load() && p.writing.Load() }
+
+// Run consumes src until ctx is cancelled, then drains: it stops pulling,
+// writes and acknowledges what it holds, and returns. The error is nil
+// after a clean drain.
+func (p *Pipeline) Run(ctx context.Context, src Source) error {
+	p.running.Store(true)
+	defer p.running.Store(false)
+	// Writes outlive ctx so that a drain can finish, but not by more than
+	// the shutdown timeout, even if ClickHouse is away when ctx ends.
+	drainCtx, cancelDrain := context.WithCancel(context.Background())
+	defer cancelDrain()
+	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancelDrain) })
+	defer stopTimer()
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.flushLoop(drainCtx) }()
+
+	p.lastSeal, p.lastEarly = p.now(), p.now()
+	wait := p.cfg.FlushInterval / 4
+	for ctx.Err() == nil {
+		msg, err := src.Next(jetstream.NextMaxWait(wait))
+		now := p.now()
+		switch {
+		case err == nil:
+			p.handle(msg, now)
+		case errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			p.log.Warn().Err(err).Msg("message iterator closed")
+			ctx = cancelled()
+		default:
+			p.log.Warn().Err(err).Msg("fetching from IOC_EVENTS")
+		}
+		if p.cur.msgs >= p.cfg.BatchSize || now.Sub(p.lastSeal) >= p.cfg.FlushInterval {
+			p.seal(now, false)
+		}
+	}
+
+	src.Stop()
+	p.log.Info().Int("held", p.cur.msgs).Msg("draining: stopped pulling, writing what is held")
+	p.seal(p.now(), true)
+	close(p.sealed)
+	if err := <-flushed; err != nil {
+		return fmt.Errorf("ingest: drain: %w", err)
+	}
+	return nil
+}
+
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// handle decodes one message and routes it: rejected → dead letter,
+// duplicate → counted only, otherwise → raw row and windows.
+func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) {
+	b := p.cur
+	b.msgs++
+	b.last = msg
+	seq, pending := replySeq(msg.Reply())
+	b.pending = pending
+	nowMs := now.UnixMilli()
+	ev := &event.Event{}
+	if rej := p.dec.Decode(msg.Subject(), msg.Data(), nowMs, ev); rej != nil {
+		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
+		p.counts.received[rej.Kind]++
+		b.rejected = append(b.rejected, store.Rejected{
+			ReceivedSec: now.Unix(), Subject: msg.Subject(), StreamSeq: seq,
+			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data(),
+		})
+		b.deadKinds = append(b.deadKinds, rej.Kind)
+		return
+	}
+	k := p.counts.kind(ev.Kind)
+	k.received++
+	k.accepted++
+	disp, latestBefore := p.windows.Add(ev, nowMs)
+	switch disp {
+	case window.Duplicate:
+		k.duplicate++
+		return
+	case window.Corrected:
+		k.corrected++
+	case window.Dropped:
+		k.dropped++
+	}
+	p.m.EventLag.Observe(float64(nowMs-ev.TimeMs) / 1000)
+	b.events.Append(ev, now.Unix(), latestBefore, seq)
+}
+
+// seal closes the current batch with the window rows due now and hands it
+// to the writer; it blocks while the writer still holds the previous one.
+func (p *Pipeline) seal(now time.Time, draining bool) {
+	early := draining || now.Sub(p.lastEarly) >= p.cfg.EarlyInterval
+	if early {
+		p.lastEarly = now
+	}
+	p.lastSeal = now
+	b := p.cur
+	b.windows = p.windows.Collect(b.windows[:0], now.UnixMilli(), early)
+	p.counts.flush(p.m)
+	st := p.windows.Stats()
+	p.m.Sources.Set(float64(st.Sources))
+	p.m.Open.Set(float64(st.OpenWindows))
+	if b.msgs == 0 && len(b.windows) == 0 {
+		return
+	}
+	if b.last != nil {
+		p.m.Pending.Set(float64(b.pending))
+	}
+	p.sealed <- b
+	p.cur = <-p.free
+}
+
+// flushLoop writes sealed batches in order and acknowledges each after
+// everything it carries is durable.
+func (p *Pipeline) flushLoop(ctx context.Context) error {
+	var failed error
+	for b := range p.sealed {
+		if failed == nil {
+			if err := p.write(ctx, b); err != nil {
+				failed = err
+			} else if b.last != nil {
+				if err := b.last.Ack(); err != nil {
+					// Not fatal: the messages come again and dedup absorbs them.
+					p.log.Warn().Err(err).Msg("ack failed; the batch will be redelivered")
+				}
+			}
+		}
+		b.reset()
+		p.free <- b
+	}
+	return failed
+}
+
+// write stores a batch, retrying each step with back-off until it succeeds
+// or ctx ends. Steps that succeeded are not repeated.
+func (p *Pipeline) write(ctx context.Context, b *batch) error {
+	steps := []struct {
+		name string
+		done *bool
+		run  func() error
+	}{
+		{"events", &b.doneEvents, func() error {
+			return p.timed(ctx, "events", b.events.Len(), func() error { return p.sink.InsertEvents(ctx, &b.events) })
+		}},
+		{"rejected", &b.doneRejected, func() error {
+			return p.timed(ctx, "rejected", len(b.rejected), func() error { return p.sink.InsertRejected(ctx, b.rejected) })
+		}},
+		{"dead letters", &b.doneDead, func() error { return p.publishDead(ctx, b) }},
+		{"window_agg", &b.doneWindows, func() error {
+			return p.timed(ctx, "window_agg", len(b.windows), func() error { return p.sink.InsertWindows(ctx, b.windows) })
+		}},
+	}
+	for _, st := range steps {
+		backoff := 100 * time.Millisecond
+		for attempt := 1; !*st.done; attempt++ {
+			err := st.run()
+			if err == nil {
+				*st.done = true
+				break
+			}
+			p.writing.Store(false)
+			p.log.Error().Err(err).Str("step", st.name).Int("attempt", attempt).Dur("retry_in", backoff).
+				Int("messages_held", b.msgs).Msg("write failed; holding the batch and retrying")
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("gave up writing %s after %d attempts: %w", st.name, attempt, err)
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+		}
+	}
+	if !p.writing.Load() {
+		p.log.Info().Msg("writes succeed again")
+	}
+	p.writing.Store(true)
+	for _, r := range b.windows {
+		if r.Final {
+			b.finalRows++
+		}
+	}
+	p.m.Windows.WithLabelValues("1").Add(float64(b.finalRows))
+	p.m.Windows.WithLabelValues("0").Add(float64(len(b.windows) - b.finalRows))
+	return nil
+}
+
+func (p *Pipeline) timed(ctx context.Context, table string, n int, insert func() error) error {
+	if n == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := insert(); err != nil {
+		p.m.WriteErrs.WithLabelValues(table).Inc()
+		return err
+	}
+	p.m.WriteTime.WithLabelValues(table).Observe(time.Since(start).Seconds())
+	p.m.RowsWriten.WithLabelValues(table).Add(float64(n))
+	return nil
+}
+
+// publishDead publishes every rejection of the batch on ioc.dlq.<kind> with
+// the original bytes and waits for JetStream to store them all. The
+// Nats-Msg-Id makes a republication after a crash a no-op.
+func (p *Pipeline) publishDead(ctx context.Context, b *batch) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(b.rejected))
+	for i, r := range b.rejected {
+		seq := strconv.FormatUint(r.StreamSeq, 10)
+		msg := &nats.Msg{Subject: "ioc.dlq." + b.deadKinds[i], Data: r.Payload, Header: nats.Header{
+			"Ioc-Reject-Reason":    []string{r.Reason},
+			"Ioc-Reject-Detail":    []string{r.Detail},
+			"Ioc-Original-Subject": []string{r.Subject},
+			"Ioc-Stream-Seq":       []string{seq},
+			"Nats-Msg-Id":          []string{"dlq:" + seq},
+		}}
+		f, err := p.dlq.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish dead letter for stream seq %s: %w", seq, err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			p.m.DeadLetter.WithLabelValues(b.deadKinds[i]).Inc()
+		case err := <-f.Err():
+			return fmt.Errorf("dead letter for stream seq %d not stored: %w", b.rejected[i].StreamSeq, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("dead letter for stream seq %d: no ack from JetStream in 10 s", b.rejected[i].StreamSeq)
+		}
+	}
+	return nil
+}
+
+// batch is what one cumulative ack covers.
+type batch struct {
+	msgs      int
+	last      jetstream.Msg
+	pending   uint64
+	events    store.EventRows
+	rejected  []store.Rejected
+	deadKinds []string
+	windows   []window.Row
+	finalRows int
+
+	doneEvents, doneRejected, doneDead, doneWindows bool
+}
+
+func (b *batch) reset() {
+	windows := b.windows[:0]
+	events := b.events
+	events.Reset()
+	*b = batch{events: events, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0]}
+}
+
+// replySeq reads the stream sequence and the pending count from a
+// JetStream ack subject without allocating:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
+// the longer form with domain and account hash (two more tokens first).
+func replySeq(reply string) (seq, pending uint64) {
+	var tok [12]string
+	n, start := 0, 0
+	for i := 0; i <= len(reply) && n < len(tok); i++ {
+		if i == len(reply) || reply[i] == '.' {
+			tok[n] = reply[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	off := 0
+	switch {
+	case n == 9:
+	case n >= 11:
+		off = 2
+	default:
+		return 0, 0
+	}
+	seq, _ = strconv.ParseUint(tok[5+off], 10, 64)
+	pending, _ = strconv.ParseUint(tok[8+off], 10, 64)
+	return seq, pending
+}

@@ -1,0 +1,80 @@
+// Package metrics defines iocd's Prometheus metrics (CONTRACT.md section 7)
+// on a registry of its own, so tests and several pipelines never collide.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every metric iocd exports.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Received   *prometheus.CounterVec // kind
+	Accepted   *prometheus.CounterVec // kind
+	Rejected   *prometheus.CounterVec // kind, reason
+	Late       *prometheus.CounterVec // kind, disposition
+	Duplicate  *prometheus.CounterVec // kind
+	EventLag   prometheus.Histogram
+	Windows    *prometheus.CounterVec // final
+	RowsWriten *prometheus.CounterVec // table
+	WriteTime  *prometheus.HistogramVec
+	WriteErrs  *prometheus.CounterVec // table
+	DeadLetter *prometheus.CounterVec // kind
+	Pending    prometheus.Gauge
+	Sources    prometheus.Gauge
+	Open       prometheus.Gauge
+	Restored   prometheus.Counter
+
+	AlertTransitions *prometheus.CounterVec // rule, severity, status
+	AlertsFiring     *prometheus.GaugeVec   // severity
+}
+
+// New creates and registers the metrics.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_events_received_total",
+			Help: "Messages fetched from IOC_EVENTS, by kind (unknown when unreadable)."}, []string{"kind"}),
+		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_events_accepted_total",
+			Help: "Events that passed validation, by kind."}, []string{"kind"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_events_rejected_total",
+			Help: "Messages sent to the dead-letter stream, by kind and reason."}, []string{"kind", "reason"}),
+		Late: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_events_late_total",
+			Help: "Events whose window was already final: corrected (inside the horizon) or dropped (beyond it)."}, []string{"kind", "disposition"}),
+		Duplicate: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_events_duplicate_total",
+			Help: "Events whose id was already counted inside the correction horizon."}, []string{"kind"}),
+		EventLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ioc_event_lag_seconds",
+			Help:    "Processing time minus event time of accepted events.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 86400}}),
+		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_windows_written_total",
+			Help: "Window rows written to ClickHouse, by final (0 early, 1 final)."}, []string{"final"}),
+		RowsWriten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_clickhouse_rows_written_total",
+			Help: "Rows inserted into ClickHouse, by table."}, []string{"table"}),
+		WriteTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ioc_clickhouse_write_seconds",
+			Help:    "Duration of one successful ClickHouse insert, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, []string{"table"}),
+		WriteErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_clickhouse_errors_total",
+			Help: "Failed ClickHouse inserts (each is retried), by table."}, []string{"table"}),
+		DeadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_dlq_published_total",
+			Help: "Dead letters published on ioc.dlq.<kind>."}, []string{"kind"}),
+		Pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_consumer_pending_messages",
+			Help: "Messages in IOC_EVENTS not yet delivered to the consumer, as of the last fetched message."}),
+		Sources: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_window_sources",
+			Help: "Sources with window state in memory."}),
+		Open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_windows_open",
+			Help: "Windows not yet final."}),
+		Restored: prometheus.NewCounter(prometheus.CounterOpts{Name: "ioc_events_restored_total",
+			Help: "Events read back from ClickHouse at start-up to rebuild windows and the dedup set."}),
+		AlertTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_alerts_transitions_total",
+			Help: "Alert transitions published, by rule, severity and status."}, []string{"rule", "severity", "status"}),
+		AlertsFiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ioc_alerts_firing",
+			Help: "Alerts firing now, by severity."}, []string{"severity"}),
+	}
+	m.Registry.MustRegister(m.Received, m.Accepted, m.Rejected, m.Late, m.Duplicate, m.EventLag, m.Windows,
+		m.RowsWriten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
+		m.AlertTransitions, m.AlertsFiring,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

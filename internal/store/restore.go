@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/event"
+)
+
+// LatestBySource returns each source's latest event time in Unix ms.
+func (s *Store) LatestBySource(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.conn.Query(ctx, "SELECT source, max(toInt64(toUInt32(time)) * 1000 + time_ms) AS latest FROM events GROUP BY source")
+	if err != nil {
+		return nil, fmt.Errorf("store: latest event time by source: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var src string
+		var latest int64
+		if err := rows.Scan(&src, &latest); err != nil {
+			return nil, fmt.Errorf("store: latest event time by source: %w", err)
+		}
+		out[src] = latest
+	}
+	return out, rows.Err()
+}
+
+// ReadEvents streams back the stored events of each source from its own
+// start time (Unix ms) on, with the latest time recorded when each was
+// counted. Sources are grouped by start hour so that a few range scans on
+// the (source, time) key cover them all.
+func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, fn func(ev *event.Event, latestMs int64)) (int, error) {
+	groups := map[int64][]string{}
+	for src, from := range fromMs {
+		hour := from / 3_600_000 * 3600
+		groups[hour] = append(groups[hour], src)
+	}
+	hours := make([]int64, 0, len(groups))
+	for h := range groups {
+		hours = append(hours, h)
+	}
+	sort.Slice(hours, func(i, j int) bool { return hours[i] < hours[j] })
+	total := 0
+	for _, hour := range hours {
+		sources := groups[hour]
+		for len(sources) > 0 {
+			chunk := sources[:min(len(sources), 1000)]
+			sources = sources[len(chunk):]
+			n, err := s.readChunk(ctx, chunk, hour, fromMs, fn)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (s *Store) readChunk(ctx context.Context, sources []string, fromSec int64, fromMs map[string]int64, fn func(*event.Event, int64)) (int, error) {
+	rows, err := s.conn.Query(ctx, `SELECT id, kind, type, source, area, time, time_ms, metric_names, metric_values, source_latest_ms
+FROM events WHERE source IN (?) AND time >= ?`, sources, time.Unix(fromSec, 0).UTC())
+	if err != nil {
+		return 0, fmt.Errorf("store: read events for restore: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var ev event.Event
+		var t time.Time
+		var ms uint16
+		var latest int64
+		if err := rows.Scan(&ev.ID, &ev.Kind, &ev.Type, &ev.Source, &ev.Area, &t, &ms, &ev.MetricNames, &ev.MetricValues, &latest); err != nil {
+			return n, fmt.Errorf("store: read events for restore: %w", err)
+		}
+		ev.TimeMs = t.Unix()*1000 + int64(ms)
+		if ev.TimeMs < fromMs[ev.Source] {
+			continue
+		}
+		fn(&ev, latest)
+		n++
+	}
+	return n, rows.Err()
+}

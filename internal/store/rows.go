@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/window"
+)
+
+// EventRows is a column-oriented batch of events rows: appending an event
+// copies no strings and the insert hands whole columns to the driver.
+type EventRows struct {
+	id, kind, typ, source, area []string
+	timeSec                     []int64
+	timeMs                      []uint16
+	receivedSec                 []int64
+	lat, lon                    []*float64
+	coords                      []float64 // backing store for lat/lon pointers
+	metricNames                 [][]string
+	metricValues                [][]float64
+	attrKeys, attrValues        [][]string
+	latestMs                    []int64
+	seq                         []uint64
+}
+
+// Len returns the number of rows.
+func (r *EventRows) Len() int { return len(r.id) }
+
+// Reset empties the batch and keeps its memory.
+func (r *EventRows) Reset() {
+	r.id, r.kind, r.typ, r.source, r.area = r.id[:0], r.kind[:0], r.typ[:0], r.source[:0], r.area[:0]
+	r.timeSec, r.timeMs, r.receivedSec = r.timeSec[:0], r.timeMs[:0], r.receivedSec[:0]
+	r.lat, r.lon, r.coords = r.lat[:0], r.lon[:0], r.coords[:0]
+	r.metricNames, r.metricValues = r.metricNames[:0], r.metricValues[:0]
+	r.attrKeys, r.attrValues = r.attrKeys[:0], r.attrValues[:0]
+	r.latestMs, r.seq = r.latestMs[:0], r.seq[:0]
+}
+
+// Append adds one accepted event. The event's slices are kept, so the
+// caller must not reuse them. latestMs is the source's latest event time
+// before this event (see window.Set.Add); seq its stream sequence.
+func (r *EventRows) Append(ev *event.Event, receivedSec, latestMs int64, seq uint64) {
+	r.id = append(r.id, ev.ID)
+	r.kind = append(r.kind, ev.Kind)
+	r.typ = append(r.typ, ev.Type)
+	r.source = append(r.source, ev.Source)
+	r.area = append(r.area, ev.Area)
+	sec, ms := ev.TimeMs/1000, ev.TimeMs%1000
+	if ms < 0 {
+		sec, ms = sec-1, ms+1000
+	}
+	r.timeSec = append(r.timeSec, sec)
+	r.timeMs = append(r.timeMs, uint16(ms))
+	r.receivedSec = append(r.receivedSec, receivedSec)
+	if ev.HasLocation {
+		// Pointers are taken at insert time: coords may still grow.
+		r.coords = append(r.coords, ev.Lat, ev.Lon)
+		r.lat = append(r.lat, &r.coords[0]) // placeholder, fixed in columns()
+		r.lon = append(r.lon, &r.coords[0])
+	} else {
+		r.lat = append(r.lat, nil)
+		r.lon = append(r.lon, nil)
+	}
+	r.metricNames = append(r.metricNames, ev.MetricNames)
+	r.metricValues = append(r.metricValues, ev.MetricValues)
+	r.attrKeys = append(r.attrKeys, ev.AttrKeys)
+	r.attrValues = append(r.attrValues, ev.AttrValues)
+	r.latestMs = append(r.latestMs, latestMs)
+	r.seq = append(r.seq, seq)
+}
+
+// fixCoords points lat/lon at their final place in coords.
+func (r *EventRows) fixCoords() {
+	j := 0
+	for i := range r.lat {
+		if r.lat[i] != nil {
+			r.lat[i], r.lon[i] = &r.coords[j], &r.coords[j+1]
+			j += 2
+		}
+	}
+}
+
+const eventsInsert = "INSERT INTO events (id, kind, type, source, area, time, time_ms, received_at, lat, lon, " +
+	"metric_names, metric_values, attr_keys, attr_values, source_latest_ms, stream_seq)"
+
+// InsertEvents writes the batch in one insert.
+func (s *Store) InsertEvents(ctx context.Context, r *EventRows) error {
+	if r.Len() == 0 {
+		return nil
+	}
+	r.fixCoords()
+	return s.insertColumns(ctx, "events", eventsInsert, []any{
+		r.id, r.kind, r.typ, r.source, r.area, r.timeSec, r.timeMs, r.receivedSec, r.lat, r.lon,
+		r.metricNames, r.metricValues, r.attrKeys, r.attrValues, r.latestMs, r.seq,
+	})
+}
+
+const windowsInsert = "INSERT INTO window_agg (window_start, window_size_s, kind, type, metric, area, source, " +
+	"count, sum, min, max, first, last, final, version, updated_at)"
+
+// InsertWindows writes window rows with a version above every earlier one.
+func (s *Store) InsertWindows(ctx context.Context, rows []window.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	var (
+		start, updated                  = make([]int64, n), make([]int64, n)
+		size                            = make([]uint32, n)
+		kind, typ, metric, area, source = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		count                           = make([]uint64, n)
+		sum, minv, maxv, first, last    = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+		final                           = make([]uint8, n)
+		version                         = make([]uint64, n)
+	)
+	now := time.Now().Unix()
+	v := s.version.next()
+	for i, r := range rows {
+		start[i], size[i] = r.StartMs/1000, uint32(r.SizeMs/1000)
+		kind[i], typ[i], metric[i], area[i], source[i] = r.Kind, r.Type, r.Metric, r.Area, r.Source
+		count[i], sum[i], minv[i], maxv[i], first[i], last[i] = r.Count, r.Sum, r.Min, r.Max, r.First, r.Last
+		if r.Final {
+			final[i] = 1
+		}
+		version[i], updated[i] = v, now
+	}
+	return s.insertColumns(ctx, "window_agg", windowsInsert, []any{
+		start, size, kind, typ, metric, area, source, count, sum, minv, maxv, first, last, final, version, updated,
+	})
+}
+
+// Rejected is one rejected message.
+type Rejected struct {
+	ReceivedSec int64
+	Subject     string
+	StreamSeq   uint64
+	Reason      string
+	Detail      string
+	Payload     []byte
+}
+
+const rejectedInsert = "INSERT INTO rejected (received_at, subject, stream_seq, reason, detail, payload)"
+
+// InsertRejected writes rejected messages.
+func (s *Store) InsertRejected(ctx context.Context, rows []Rejected) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	received, subject, seq, reason, detail, payload := make([]int64, n), make([]string, n), make([]uint64, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range rows {
+		received[i], subject[i], seq[i], reason[i], detail[i], payload[i] =
+			r.ReceivedSec, r.Subject, r.StreamSeq, r.Reason, r.Detail, string(r.Payload)
+	}
+	return s.insertColumns(ctx, "rejected", rejectedInsert, []any{received, subject, seq, reason, detail, payload})
+}
+
+func (s *Store) insertColumns(ctx context.Context, table, insert string, columns []any) error {
+	batch, err := s.conn.PrepareBatch(ctx, insert)
+	if err != nil {
+		return fmt.Errorf("store: prepare insert into %s: %w", table, err)
+	}
+	for i, col := range columns {
+		if err := batch.Column(i).Append(col); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("store: insert into %s, column %d: %w", table, i, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("store: insert into %s: %w", table, err)
+	}
+	return nil
+}

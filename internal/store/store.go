@@ -1,0 +1,129 @@
+// Package store writes events, windows, rejections and alerts to ClickHouse
+// and reads back what a restart needs. Every statement it sends runs on
+// ClickHouse 18.16 and 24.x+ (see CONTRACT.md, "ClickHouse compatibility").
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config says where ClickHouse is and how to log in.
+type Config struct {
+	Addrs    []string
+	Database string
+	User     string
+	Password string
+	TLS      *tls.Config
+	// DialTimeout bounds connecting; ReadTimeout bounds one query.
+	DialTimeout time.Duration
+	ReadTimeout time.Duration
+}
+
+// Store is a connection pool to one ClickHouse database.
+type Store struct {
+	conn     driver.Conn
+	database string
+	version  versionClock
+}
+
+// Open connects, creating the database if it does not exist yet.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Database == "" {
+		return nil, fmt.Errorf("store: database name is empty")
+	}
+	if !validIdentifier(cfg.Database) {
+		return nil, fmt.Errorf("store: database name %q must be letters, digits and underscores", cfg.Database)
+	}
+	boot, err := dial(cfg, "default")
+	if err != nil {
+		return nil, err
+	}
+	defer boot.Close()
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+		return nil, fmt.Errorf("store: create database %s on %s: %w", cfg.Database, strings.Join(cfg.Addrs, ","), err)
+	}
+	conn, err := dial(cfg, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{conn: conn, database: cfg.Database}, nil
+}
+
+func dial(cfg Config, database string) (driver.Conn, error) {
+	dialTimeout := cfg.DialTimeout
+	if dialTimeout == 0 {
+		dialTimeout = 5 * time.Second
+	}
+	readTimeout := cfg.ReadTimeout
+	if readTimeout == 0 {
+		readTimeout = 60 * time.Second
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:             cfg.Addrs,
+		Auth:             clickhouse.Auth{Database: database, Username: cfg.User, Password: cfg.Password},
+		TLS:              cfg.TLS,
+		DialTimeout:      dialTimeout,
+		ReadTimeout:      readTimeout,
+		MaxOpenConns:     4,
+		MaxIdleConns:     4,
+		ConnMaxLifetime:  time.Hour,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open ClickHouse %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	return conn, nil
+}
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// ServerVersion returns the server's version string, e.g. "18.16.1".
+func (s *Store) ServerVersion(ctx context.Context) (string, error) {
+	var v string
+	if err := s.conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", fmt.Errorf("store: server version: %w", err)
+	}
+	return v, nil
+}
+
+// Conn exposes the driver connection for tests and tools that query freely.
+func (s *Store) Conn() driver.Conn { return s.conn }
+
+// Close releases the connections.
+func (s *Store) Close() error { return s.conn.Close() }
+
+func validIdentifier(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// versionClock hands out window row versions: microseconds of the wall
+// clock, strictly increasing within the process, so a rewrite of a window
+// after a restart always supersedes the rows before it.
+type versionClock struct{ last uint64 }
+
+func (v *versionClock) next() uint64 {
+	now := uint64(time.Now().UnixMicro())
+	if now <= v.last {
+		now = v.last + 1
+	}
+	v.last = now
+	return now
+}
