@@ -319,8 +319,11 @@ func (d *Decoder) decodeAttrs(v *fastjson.Value, ev *Event) *Rejection {
 // checkFeedback applies the attribute rules of Hue-S reports.
 func checkFeedback(ev *Event) *Rejection {
 	reportID, hasReport := attr(ev, "report_id")
-	if !hasReport || reportID == "" {
+	if !hasReport {
 		return reject(MissingField, ev.Kind, "feedback requires attrs.report_id")
+	}
+	if reportID == "" {
+		return reject(InvalidField, ev.Kind, "attrs.report_id is empty")
 	}
 	status, hasStatus := attr(ev, "status")
 	if !hasStatus {

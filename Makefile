@@ -1,0 +1,59 @@
+# iocstream: `make run` runs the whole thing locally, `make test` tests it.
+# Everything the targets need (ClickHouse, a nats-server binary) is
+# installed and started by the targets themselves, idempotently.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
+
+export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
+
+.PHONY: all build run test test-unit test-integration bench clickhouse clickhouse-stop nats-server vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iocd ./cmd/iocd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iocsim ./cmd/iocsim
+
+# A local ClickHouse under ./data/clickhouse, unless IOC_CLICKHOUSE_ADDR
+# already answers (deployments/scripts/clickhouse.sh decides).
+clickhouse:
+	@deployments/scripts/clickhouse.sh start
+
+clickhouse-stop:
+	@deployments/scripts/clickhouse.sh stop
+
+# The current nats-server, built from the module version in go.mod (the
+# Debian package is years older). Integration tests run it as a process.
+nats-server: $(BIN)/nats-server
+$(BIN)/nats-server: go.mod
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
+run: build clickhouse
+	@deployments/scripts/run.sh
+
+vet:
+	@test -z "$$(gofmt -l cmd internal schemas benchmarks test 2>/dev/null)" || { gofmt -l cmd internal schemas benchmarks test; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+test-integration: build nats-server clickhouse
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+		$(GO) test -count=1 -tags integration -timeout 15m -v ./test/integration/
+
+test: vet test-unit test-integration
+
+bench: build nats-server clickhouse
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+		$(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/event/ ./internal/window/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,253 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// publish sends msgs in order and waits for every ack, so the stream order
+// is the corpus order.
+func publish(t *testing.T, js jetstream.JetStream, msgs []message) {
+	t.Helper()
+	var futures []jetstream.PubAckFuture
+	for _, m := range msgs {
+		nm := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{}}
+		if m.msgID != "" {
+			nm.Header.Set("Nats-Msg-Id", m.msgID)
+		}
+		f, err := js.PublishMsgAsync(nm)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publish %d (%s): %v", i, msgs[i].subject, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("publish %d: no ack", i)
+		}
+	}
+}
+
+// waitStream waits until iocd has created IOC_EVENTS (publishers need it).
+func waitStream(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "IOC_EVENTS stream", func() (bool, string) {
+		_, err := js.Stream(context.Background(), "IOC_EVENTS")
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// waitDrained waits until the consumer has acknowledged everything.
+func waitDrained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	waitFor(t, 120*time.Second, "consumer to acknowledge every message", func() (bool, string) {
+		c, err := js.Consumer(context.Background(), "IOC_EVENTS", "iocd")
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0,
+			fmt.Sprintf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+	})
+}
+
+// compareWithTruth polls ClickHouse until it matches the ground truth (the
+// last windows become final after the idle timeout) or fails with the diff.
+func compareWithTruth(t *testing.T, conn driver.Conn, db string, tr truth, wantDLQ int, js jetstream.JetStream) {
+	t.Helper()
+	var diff []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		diff = diffWithTruth(conn, db, tr)
+		if len(diff) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if len(diff) > 0 {
+		t.Fatalf("ClickHouse differs from the ground truth (%d differences), first ones:\n%s", len(diff),
+			strings.Join(diff[:min(len(diff), 25)], "\n"))
+	}
+	info, err := mustStream(t, js, "IOC_DLQ").Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(info.State.Msgs) != wantDLQ {
+		t.Fatalf("IOC_DLQ holds %d messages, want %d (one per rejected message)", info.State.Msgs, wantDLQ)
+	}
+}
+
+func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func diffWithTruth(conn driver.Conn, db string, tr truth) []string {
+	ctx := context.Background()
+	var diff []string
+	// events FINAL: one row per distinct accepted id.
+	var rows, ids uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), uniqExact(id) FROM "+db+".events FINAL").Scan(&rows, &ids); err != nil {
+		return []string{"events: " + err.Error()}
+	}
+	if rows != uint64(len(tr.eventIDs)) || ids != uint64(len(tr.eventIDs)) {
+		diff = append(diff, fmt.Sprintf("events FINAL: %d rows, %d distinct ids; want %d", rows, ids, len(tr.eventIDs)))
+	}
+	// rejected FINAL by reason.
+	got := map[string]int{}
+	rs, err := conn.Query(ctx, "SELECT reason, toInt64(count()) AS n FROM "+db+".rejected FINAL GROUP BY reason")
+	if err != nil {
+		return append(diff, "rejected: "+err.Error())
+	}
+	for rs.Next() {
+		var reason string
+		var n int64
+		_ = rs.Scan(&reason, &n)
+		got[reason] = int(n)
+	}
+	rs.Close()
+	for _, reason := range sortedKeys(tr.rejected, func(a, b string) bool { return a < b }) {
+		if got[reason] != tr.rejected[reason] {
+			diff = append(diff, fmt.Sprintf("rejected %s: %d, want %d", reason, got[reason], tr.rejected[reason]))
+		}
+		delete(got, reason)
+	}
+	for reason, n := range got {
+		diff = append(diff, fmt.Sprintf("rejected %s: %d, want 0", reason, n))
+	}
+	// window_agg FINAL: every key, every aggregate, all final.
+	ws, err := conn.Query(ctx, `SELECT toInt64(toUInt32(window_start)) AS ws, kind, type, metric, area, source,
+	count, sum, min, max, first, last, final FROM `+db+`.window_agg FINAL WHERE window_size_s = 60`)
+	if err != nil {
+		return append(diff, "window_agg: "+err.Error())
+	}
+	seen := map[windowKey]bool{}
+	for ws.Next() {
+		var k windowKey
+		var a aggregate
+		var final uint8
+		if err := ws.Scan(&k.start, &k.kind, &k.typ, &k.metric, &k.area, &k.source, &a.count, &a.sum, &a.min, &a.max, &a.first, &a.last, &final); err != nil {
+			return append(diff, "window_agg scan: "+err.Error())
+		}
+		seen[k] = true
+		want, ok := tr.windows[k]
+		switch {
+		case !ok:
+			diff = append(diff, fmt.Sprintf("window %+v: unexpected row count=%d", k, a.count))
+		case a.count != want.count || !near(a.sum, want.sum) || a.min != want.min || a.max != want.max ||
+			a.first != want.first || a.last != want.last:
+			diff = append(diff, fmt.Sprintf("window %+v: got count=%d sum=%g min=%g max=%g first=%g last=%g; want count=%d sum=%g min=%g max=%g first=%g last=%g",
+				k, a.count, a.sum, a.min, a.max, a.first, a.last, want.count, want.sum, want.min, want.max, want.first, want.last))
+		case final != 1:
+			diff = append(diff, fmt.Sprintf("window %+v: not final", k))
+		}
+	}
+	ws.Close()
+	var missing []string
+	for k := range tr.windows {
+		if !seen[k] {
+			missing = append(missing, fmt.Sprintf("window %+v: missing", k))
+		}
+	}
+	sort.Strings(missing)
+	return append(diff, missing...)
+}
+
+func near(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
+
+func corpusBase() int64 {
+	// Three hours ago, on a minute boundary: every event is in the past.
+	return time.Now().Add(-3 * time.Hour).Truncate(time.Minute).UnixMilli()
+}
+
+// TestPipelineMatchesGroundTruth: a seeded corpus through iocd; ClickHouse
+// must hold exactly the ground truth, and SIGTERM must drain and exit 0.
+func TestPipelineMatchesGroundTruth(t *testing.T) {
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), db)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+
+	msgs := buildCorpus(t, 1, corpusBase(), 250)
+	tr := groundTruth(msgs)
+	if tr.dropped == 0 || len(tr.rejected) < 10 {
+		t.Fatalf("corpus lacks coverage: %d dropped, %d reasons", tr.dropped, len(tr.rejected))
+	}
+	t.Logf("corpus: %d messages, %d distinct events, %d windows, %d dropped as too late, rejections %v",
+		len(msgs), len(tr.eventIDs), len(tr.windows), tr.dropped, tr.rejected)
+	publish(t, js, msgs)
+	waitDrained(t, js)
+	nrej := 0
+	for _, n := range tr.rejected {
+		nrej += n
+	}
+	compareWithTruth(t, conn, db, tr, nrej, js)
+
+	err, took := d.terminate(30 * time.Second)
+	if err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	t.Logf("SIGTERM: exit 0 after %s", took)
+}
+
+// TestKillAndRestartMatchesGroundTruth: iocd is SIGKILLed several times
+// while the corpus streams in and started again; results must be exact.
+func TestKillAndRestartMatchesGroundTruth(t *testing.T) {
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), db)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+
+	msgs := buildCorpus(t, 2, corpusBase(), 300)
+	tr := groundTruth(msgs)
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		// Publish in slices so the kills land mid-stream.
+		for i := 0; i < len(msgs); i += 2000 {
+			publish(t, js, msgs[i:min(i+2000, len(msgs))])
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	for kill := 0; kill < 3; kill++ {
+		time.Sleep(time.Duration(700+300*kill) * time.Millisecond)
+		d.kill()
+		time.Sleep(200 * time.Millisecond)
+		d.start()
+	}
+	<-published
+	waitDrained(t, js)
+	nrej := 0
+	for _, n := range tr.rejected {
+		nrej += n
+	}
+	compareWithTruth(t, conn, db, tr, nrej, js)
+}
