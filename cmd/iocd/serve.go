@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	cons, err := broker.EnsureConsumer(setupCtx, js, broker.ConsumerSettings{Durable: cfg.Consumer,
-		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D()})
+		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D(), Prefetch: min(cfg.BatchSize, 10_000)}, log)
 	if err != nil {
 		return err
 	}
@@ -153,15 +153,9 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		_ = api.Shutdown(sctx)
 	}()
 
-	// Prefetch is bounded: with the two batches the pipeline holds, it is
-	// all the memory that waiting messages can take.
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(min(cfg.BatchSize, 10_000)))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", broker.EventsStream, err)
-	}
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Strs("clickhouse", cfg.ClickHouseAddr).
 		Str("database", cfg.ClickHouseDatabase).Msg("iocd ready: consuming IOC_EVENTS")
-	if err := pipe.Run(ctx, msgs); err != nil {
+	if err := pipe.Run(ctx, cons); err != nil {
 		return err
 	}
 	log.Info().Msg("drained; bye")

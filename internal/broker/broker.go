@@ -145,12 +145,24 @@ type ConsumerSettings struct {
 	Durable       string
 	MaxAckPending int
 	AckWait       time.Duration
+	Prefetch      int
 }
 
-// EnsureConsumer creates or updates the durable pull consumer on
-// IOC_EVENTS. Acks are cumulative (AckAll): one ack per flushed batch.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSettings) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+// Consumer is the processor's durable pull consumer on IOC_EVENTS. Acks
+// are cumulative (AckAll: one ack per flushed batch), which is only safe
+// while every delivery is seen in order; Reset restores that after a
+// restart or a lost delivery.
+type Consumer struct {
+	js   jetstream.JetStream
+	cfg  jetstream.ConsumerConfig
+	cons jetstream.Consumer
+	pre  int
+	log  zerolog.Logger
+}
+
+// EnsureConsumer creates or updates the durable consumer.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSettings, log zerolog.Logger) (*Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
 		Durable:       cs.Durable,
 		Description:   "iocd ingest",
 		AckPolicy:     jetstream.AckAllPolicy,
@@ -159,9 +171,48 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSett
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: "ioc.events.>",
-	})
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, EventsStream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: consumer %s on %s: %w", cs.Durable, EventsStream, err)
 	}
-	return c, nil
+	return &Consumer{js: js, cfg: cfg, cons: c, pre: max(cs.Prefetch, 1), log: log}, nil
+}
+
+// Messages starts a prefetching iterator. Prefetch is bounded: with the
+// batches the pipeline holds, it is all the memory waiting messages take.
+func (c *Consumer) Messages() (jetstream.MessagesContext, error) {
+	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.pre))
+	if err != nil {
+		return nil, fmt.Errorf("broker: consume %s: %w", EventsStream, err)
+	}
+	return it, nil
+}
+
+// Reset forgets deliveries not yet acknowledged, so that delivery starts
+// again, in order, right after the last acknowledged message. Servers
+// without the reset API (before 2.12) get the consumer recreated from the
+// same place.
+func (c *Consumer) Reset(ctx context.Context) error {
+	_, err := c.js.ResetConsumer(ctx, EventsStream, c.cfg.Durable)
+	if err == nil {
+		return nil
+	}
+	c.log.Warn().Err(err).Msg("consumer reset API unavailable; recreating the consumer at its ack floor")
+	info, ierr := c.cons.Info(ctx)
+	if ierr != nil {
+		return fmt.Errorf("broker: reset consumer %s: %w (and info: %v)", c.cfg.Durable, err, ierr)
+	}
+	cfg := c.cfg
+	cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+	cfg.OptStartSeq = info.AckFloor.Stream + 1
+	if derr := c.js.DeleteConsumer(ctx, EventsStream, c.cfg.Durable); derr != nil {
+		return fmt.Errorf("broker: recreate consumer %s: %w", c.cfg.Durable, derr)
+	}
+	cons, cerr := c.js.CreateConsumer(ctx, EventsStream, cfg)
+	if cerr != nil {
+		return fmt.Errorf("broker: recreate consumer %s at %d: %w", c.cfg.Durable, cfg.OptStartSeq, cerr)
+	}
+	c.cons = cons
+	return nil
 }

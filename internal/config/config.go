@@ -74,7 +74,7 @@ func Default() Config {
 		BatchSize:          50_000,
 		FlushInterval:      Duration(time.Second),
 		MaxAckPending:      200_000,
-		AckWait:            Duration(2 * time.Minute),
+		AckWait:            Duration(30 * time.Second),
 		Consumer:           "iocd",
 		EventsMaxAge:       Duration(7 * 24 * time.Hour),
 		AlertsMaxAge:       Duration(30 * 24 * time.Hour),

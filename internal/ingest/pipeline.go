@@ -43,6 +43,13 @@ type Source interface {
 	Stop()
 }
 
+// Consumer hands out message iterators and can restart delivery right
+// after the last acknowledged message; *broker.Consumer implements it.
+type Consumer interface {
+	Messages() (jetstream.MessagesContext, error)
+	Reset(ctx context.Context) error
+}
+
 // Config tunes batching.
 type Config struct {
 	BatchSize       int           // messages per batch
@@ -64,6 +71,7 @@ type Pipeline struct {
 	now     func() time.Time
 
 	cur       *batch
+	lastCseq  uint64 // consumer sequence of the last delivery handled; 0 = none yet
 	sealed    chan *batch
 	free      chan *batch
 	counts    counters
@@ -102,7 +110,7 @@ func (p *Pipeline) Healthy() bool { return p.running.Load() && p.writing.Load() 
 // Run consumes src until ctx is cancelled, then drains: it stops pulling,
 // writes and acknowledges what it holds, and returns. The error is nil
 // after a clean drain.
-func (p *Pipeline) Run(ctx context.Context, src Source) error {
+func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	p.running.Store(true)
 	defer p.running.Store(false)
 	// Writes outlive ctx so that a drain can finish, but not by more than
@@ -114,6 +122,13 @@ func (p *Pipeline) Run(ctx context.Context, src Source) error {
 	flushed := make(chan error, 1)
 	go func() { flushed <- p.flushLoop(drainCtx) }()
 
+	// Deliveries a previous process received but never acknowledged would
+	// otherwise come back only after AckWait, behind newer messages, and a
+	// cumulative ack of the newer ones would cover them unprocessed.
+	src, err := p.restart(ctx, cons, nil)
+	if err != nil {
+		return err
+	}
 	p.lastSeal, p.lastEarly = p.now(), p.now()
 	wait := p.cfg.FlushInterval / 4
 	for ctx.Err() == nil {
@@ -121,7 +136,17 @@ func (p *Pipeline) Run(ctx context.Context, src Source) error {
 		now := p.now()
 		switch {
 		case err == nil:
-			p.handle(msg, now)
+			if !p.handle(msg, now) {
+				// A delivery was lost (a reconnect, a redelivery we did not
+				// see): write and ack what came before it, then start over
+				// from the ack floor so nothing past the gap is acked unseen.
+				p.log.Warn().Uint64("after_consumer_seq", p.lastCseq).Msg("gap in deliveries; restarting delivery from the ack floor")
+				p.seal(now, false)
+				p.barrier()
+				if src, err = p.restart(ctx, cons, src); err != nil {
+					return err
+				}
+			}
 		case errors.Is(err, nats.ErrTimeout):
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			p.log.Warn().Err(err).Msg("message iterator closed")
@@ -144,6 +169,42 @@ func (p *Pipeline) Run(ctx context.Context, src Source) error {
 	return nil
 }
 
+// restart resets the consumer to just after its ack floor and opens a new
+// iterator, retrying while NATS is away.
+func (p *Pipeline) restart(ctx context.Context, cons Consumer, old Source) (Source, error) {
+	if old != nil {
+		old.Stop()
+	}
+	p.lastCseq = 0
+	backoff := 200 * time.Millisecond
+	for {
+		err := cons.Reset(ctx)
+		if err == nil {
+			var it jetstream.MessagesContext
+			if it, err = cons.Messages(); err == nil {
+				return it, nil
+			}
+		}
+		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot (re)start delivery from IOC_EVENTS")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ingest: start delivery: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// barrier waits until the writer has written and acknowledged every batch
+// sealed so far.
+func (p *Pipeline) barrier() {
+	done := make(chan struct{})
+	b := <-p.free
+	b.barrier = done
+	p.sealed <- b
+	<-done
+}
+
 func cancelled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -151,12 +212,17 @@ func cancelled() context.Context {
 }
 
 // handle decodes one message and routes it: rejected → dead letter,
-// duplicate → counted only, otherwise → raw row and windows.
-func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) {
+// duplicate → counted only, otherwise → raw row and windows. It returns
+// false, leaving the message alone, when a delivery before it was lost.
+func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
+	seq, cseq, pending := replySeq(msg.Reply())
+	if p.lastCseq != 0 && cseq != p.lastCseq+1 {
+		return false
+	}
+	p.lastCseq = cseq
 	b := p.cur
 	b.msgs++
 	b.last = msg
-	seq, pending := replySeq(msg.Reply())
 	b.pending = pending
 	nowMs := now.UnixMilli()
 	ev := &event.Event{}
@@ -168,7 +234,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) {
 			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data(),
 		})
 		b.deadKinds = append(b.deadKinds, rej.Kind)
-		return
+		return true
 	}
 	k := p.counts.kind(ev.Kind)
 	k.received++
@@ -177,7 +243,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) {
 	switch disp {
 	case window.Duplicate:
 		k.duplicate++
-		return
+		return true
 	case window.Corrected:
 		k.corrected++
 	case window.Dropped:
@@ -185,6 +251,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) {
 	}
 	p.m.EventLag.Observe(float64(nowMs-ev.TimeMs) / 1000)
 	b.events.Append(ev, now.Unix(), latestBefore, seq)
+	return true
 }
 
 // seal closes the current batch with the window rows due now and hands it
@@ -216,7 +283,9 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 func (p *Pipeline) flushLoop(ctx context.Context) error {
 	var failed error
 	for b := range p.sealed {
-		if failed == nil {
+		if b.barrier != nil {
+			close(b.barrier)
+		} else if failed == nil {
 			if err := p.write(ctx, b); err != nil {
 				failed = err
 			} else if b.last != nil {
@@ -343,6 +412,7 @@ type batch struct {
 	deadKinds []string
 	windows   []window.Row
 	finalRows int
+	barrier   chan struct{} // set on an empty batch: closed once all before it are written
 
 	doneEvents, doneRejected, doneDead, doneWindows bool
 }
@@ -354,11 +424,11 @@ func (b *batch) reset() {
 	*b = batch{events: events, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0]}
 }
 
-// replySeq reads the stream sequence and the pending count from a
-// JetStream ack subject without allocating:
+// replySeq reads the stream sequence, the consumer (delivery) sequence and
+// the pending count from a JetStream ack subject without allocating:
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
 // the longer form with domain and account hash (two more tokens first).
-func replySeq(reply string) (seq, pending uint64) {
+func replySeq(reply string) (seq, cseq, pending uint64) {
 	var tok [12]string
 	n, start := 0, 0
 	for i := 0; i <= len(reply) && n < len(tok); i++ {
@@ -374,9 +444,10 @@ func replySeq(reply string) (seq, pending uint64) {
 	case n >= 11:
 		off = 2
 	default:
-		return 0, 0
+		return 0, 0, 0
 	}
 	seq, _ = strconv.ParseUint(tok[5+off], 10, 64)
+	cseq, _ = strconv.ParseUint(tok[6+off], 10, 64)
 	pending, _ = strconv.ParseUint(tok[8+off], 10, 64)
-	return seq, pending
+	return seq, cseq, pending
 }

@@ -11,15 +11,20 @@ func (g *Generator) invalid() Message {
 	e := &g.ev
 	rng := g.rng
 	m := Message{Subject: e.subject, MsgID: e.id}
-	reasons := Reasons()
-	m.Reason = reasons[rng.IntN(len(reasons))]
+	m.Reason = allReasons[rng.IntN(len(allReasons))]
 
 	switch m.Reason {
 	case ReasonMalformedJSON:
 		switch rng.IntN(3) {
 		case 0: // truncated: any proper prefix of an object is invalid
 			g.buf = e.appendJSON(g.buf[:0])
-			g.buf = g.buf[:1+rng.IntN(len(g.buf)-1)]
+			cut := 1 + rng.IntN(len(g.buf)-1)
+			// Cut between characters: a split UTF-8 sequence would make
+			// this an invalid_utf8 case.
+			for g.buf[cut]&0xc0 == 0x80 {
+				cut--
+			}
+			g.buf = g.buf[:cut]
 			m.Data = append([]byte(nil), g.buf...)
 			return m
 		case 1: // JavaScript's NaN is not JSON

@@ -16,7 +16,8 @@ import (
 // Config drives a Generator.
 type Config struct {
 	Seed int64
-	// Start is the simulated clock's start: the event time of the first tick.
+	// Start is the simulated clock's start: the event time of the first
+	// tick. Event times have millisecond precision.
 	Start time.Time
 	// Speedup is simulated seconds per wall second. Only the command uses it;
 	// the generator's clock advances with every call to Next.
@@ -41,7 +42,9 @@ type Config struct {
 type Message struct {
 	// Subject is ioc.events.<kind>.<area>.<source>.
 	Subject string
-	Data    []byte
+	// Data is the payload. A duplicate shares it with the original
+	// message, so it must not be modified.
+	Data []byte
 	// MsgID is the Nats-Msg-Id header value; "" means publish without it.
 	MsgID string
 	// Reason is the rejection reason the processor should report, "" for a
@@ -55,29 +58,34 @@ type Message struct {
 
 // Rejection reason codes of the contract (section 2).
 const (
-	ReasonMalformedJSON     = "malformed_json"
-	ReasonTooLarge          = "too_large"
-	ReasonInvalidUTF8       = "invalid_utf8"
-	ReasonMissingField      = "missing_field"
-	ReasonInvalidField      = "invalid_field"
-	ReasonUnknownKind       = "unknown_kind"
-	ReasonUnknownType       = "unknown_type"
-	ReasonSubjectMismatch   = "subject_mismatch"
-	ReasonMetricOutOfRange  = "metric_out_of_range"
-	ReasonTimeInFuture      = "time_in_future"
-	feedbackSource          = "hue-s"
+	ReasonMalformedJSON    = "malformed_json"
+	ReasonTooLarge         = "too_large"
+	ReasonInvalidUTF8      = "invalid_utf8"
+	ReasonMissingField     = "missing_field"
+	ReasonInvalidField     = "invalid_field"
+	ReasonUnknownKind      = "unknown_kind"
+	ReasonUnknownType      = "unknown_type"
+	ReasonSubjectMismatch  = "subject_mismatch"
+	ReasonMetricOutOfRange = "metric_out_of_range"
+	ReasonTimeInFuture     = "time_in_future"
+)
+
+var allReasons = [...]string{
+	ReasonMalformedJSON, ReasonTooLarge, ReasonInvalidUTF8, ReasonMissingField, ReasonInvalidField,
+	ReasonUnknownKind, ReasonUnknownType, ReasonSubjectMismatch, ReasonMetricOutOfRange, ReasonTimeInFuture,
+}
+
+// Reasons lists every rejection reason the generator produces.
+func Reasons() []string { return append([]string(nil), allReasons[:]...) }
+
+const (
+	feedbackSource = "hue-s"
+	// historySize bounds the messages a duplicate may repeat: about two
+	// simulated minutes, well inside the correction horizon.
 	historySize             = 1024
 	detectionMeanIntervalMs = 3 * minuteMs
 	reportMeanIntervalMs    = 6 * minuteMs
 )
-
-// Reasons lists every rejection reason the generator produces.
-func Reasons() []string {
-	return []string{
-		ReasonMalformedJSON, ReasonTooLarge, ReasonInvalidUTF8, ReasonMissingField, ReasonInvalidField,
-		ReasonUnknownKind, ReasonUnknownType, ReasonSubjectMismatch, ReasonMetricOutOfRange, ReasonTimeInFuture,
-	}
-}
 
 type emitterKind uint8
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/iocstream/iocstream/internal/event"
@@ -60,8 +61,10 @@ func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, fn func
 }
 
 func (s *Store) readChunk(ctx context.Context, sources []string, fromSec int64, fromMs map[string]int64, fn func(*event.Event, int64)) (int, error) {
-	rows, err := s.conn.Query(ctx, `SELECT id, kind, type, source, area, time, time_ms, metric_names, metric_values, source_latest_ms
-FROM events WHERE source IN (?) AND time >= ?`, sources, time.Unix(fromSec, 0).UTC())
+	// The IN list is written out: binding a slice sends an Array, which
+	// 18.16 refuses in IN.
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT id, kind, type, source, area, time, time_ms, metric_names, metric_values, source_latest_ms
+FROM events WHERE source IN (%s) AND time >= toDateTime(%d)`, quoteList(sources), fromSec))
 	if err != nil {
 		return 0, fmt.Errorf("store: read events for restore: %w", err)
 	}
@@ -83,4 +86,23 @@ FROM events WHERE source IN (?) AND time >= ?`, sources, time.Unix(fromSec, 0).U
 		n++
 	}
 	return n, rows.Err()
+}
+
+// quoteList renders strings as a list of ClickHouse string literals.
+func quoteList(items []string) string {
+	var b strings.Builder
+	for i, s := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		for _, r := range s {
+			if r == '\\' || r == '\'' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('\'')
+	}
+	return b.String()
 }

@@ -157,7 +157,7 @@ func invalidExamples(t *testing.T) []message {
 
 // windowKey and aggregate mirror window_agg's key and columns.
 type windowKey struct {
-	start                            int64 // seconds
+	start                           int64 // seconds
 	kind, typ, metric, area, source string
 }
 

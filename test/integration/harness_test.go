@@ -142,6 +142,7 @@ func newIOCD(t *testing.T, natsURL, database string, extra ...string) *iocd {
 		"IOC_FLUSH_INTERVAL=300ms",
 		"IOC_BATCH_SIZE=2000",
 		"IOC_MAX_ACK_PENDING=20000",
+		"IOC_ACK_WAIT=5s",
 		"IOC_LOG_LEVEL=info",
 	)
 	p.env = append(p.env, extra...)
