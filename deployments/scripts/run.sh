@@ -15,8 +15,11 @@ http=${IOC_HTTP_ADDR/#:/127.0.0.1:}
 bin/iocd run >>"$log" 2>&1 &
 iocd=$!
 sim=
+stopped=
 stop() {
   trap - INT TERM
+  [ -n "$stopped" ] && return
+  stopped=1
   echo
   [ -n "$sim" ] && kill -INT "$sim" 2>/dev/null && wait "$sim" 2>/dev/null || true
   echo "stopping iocd (it drains: writes and acknowledges what it holds)"
