@@ -226,7 +226,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	b.pending = pending
 	nowMs := now.UnixMilli()
 	ev := &event.Event{}
-	if rej := p.dec.Decode(msg.Subject(), msg.Data(), nowMs, ev); rej != nil {
+	if rej := p.decode(msg, nowMs, ev); rej != nil {
 		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
 		p.counts.received[rej.Kind]++
 		b.rejected = append(b.rejected, store.Rejected{
@@ -252,6 +252,19 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	p.m.EventLag.Observe(float64(nowMs-ev.TimeMs) / 1000)
 	b.events.Append(ev, now.Unix(), latestBefore, seq)
 	return true
+}
+
+// decode runs the decoder and turns a panic (a bug, never expected) into a
+// rejection, so that no payload can crash the worker and come back for
+// ever after each restart.
+func (p *Pipeline) decode(msg jetstream.Msg, nowMs int64, ev *event.Event) (rej *event.Rejection) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error().Interface("panic", r).Str("subject", msg.Subject()).Msg("decoder panicked; dead-lettering the message")
+			rej = &event.Rejection{Reason: event.MalformedJSON, Kind: "unknown", Detail: fmt.Sprintf("internal decoder error: %v", r)}
+		}
+	}()
+	return p.dec.Decode(msg.Subject(), msg.Data(), nowMs, ev)
 }
 
 // seal closes the current batch with the window rows due now and hands it

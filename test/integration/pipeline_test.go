@@ -232,22 +232,64 @@ func TestKillAndRestartMatchesGroundTruth(t *testing.T) {
 	go func() {
 		defer close(published)
 		// Publish in slices so the kills land mid-stream.
-		for i := 0; i < len(msgs); i += 2000 {
-			publish(t, js, msgs[i:min(i+2000, len(msgs))])
-			time.Sleep(150 * time.Millisecond)
+		for i := 0; i < len(msgs); i += 1000 {
+			publish(t, js, msgs[i:min(i+1000, len(msgs))])
+			time.Sleep(250 * time.Millisecond)
 		}
 	}()
+	midStream := 0
 	for kill := 0; kill < 3; kill++ {
-		time.Sleep(time.Duration(700+300*kill) * time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
+		info := consumerInfo(t, js)
 		d.kill()
+		if info != nil && info.NumPending+uint64(info.NumAckPending) > 0 {
+			midStream++
+		}
+		t.Logf("kill %d: ack floor %d, %d pending, %d awaiting ack", kill+1, infoFloor(info), pendingOf(info), ackPendingOf(info))
 		time.Sleep(200 * time.Millisecond)
 		d.start()
 	}
 	<-published
+	if midStream < 2 {
+		t.Fatalf("only %d of 3 kills landed mid-stream; the test proves nothing", midStream)
+	}
 	waitDrained(t, js)
 	nrej := 0
 	for _, n := range tr.rejected {
 		nrej += n
 	}
 	compareWithTruth(t, conn, db, tr, nrej, js)
+}
+
+func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
+	c, err := js.Consumer(context.Background(), "IOC_EVENTS", "iocd")
+	if err != nil {
+		return nil
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		return nil
+	}
+	return info
+}
+
+func infoFloor(i *jetstream.ConsumerInfo) uint64 {
+	if i == nil {
+		return 0
+	}
+	return i.AckFloor.Stream
+}
+
+func pendingOf(i *jetstream.ConsumerInfo) uint64 {
+	if i == nil {
+		return 0
+	}
+	return i.NumPending
+}
+
+func ackPendingOf(i *jetstream.ConsumerInfo) int {
+	if i == nil {
+		return 0
+	}
+	return i.NumAckPending
 }
