@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			}
 			return nil
 		}},
-	}, log)
+	}, cfg.Pprof, log)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	ClickHousePassword string   `yaml:"clickhouse_password" secret:"true"`
 
 	HTTPAddr string `yaml:"http_addr"`
+	// Pprof serves /debug/pprof on HTTPAddr; off by default because it
+	// exposes internals to anyone who can reach the port.
+	Pprof    bool   `yaml:"pprof"`
 	Rules    string `yaml:"rules"`
 	LogLevel string `yaml:"log_level"`
 
@@ -122,6 +125,12 @@ func setField(f reflect.Value, raw string) error {
 	switch p := f.Addr().Interface().(type) {
 	case *string:
 		*p = raw
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("not true or false")
+		}
+		*p = b
 	case *int:
 		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil {

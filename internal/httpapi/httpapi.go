@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +31,7 @@ type Server struct {
 }
 
 // New listens on addr now, so a busy port fails start-up with a clear error.
-func New(addr string, reg *prometheus.Registry, checks []Check, log zerolog.Logger) (*Server, error) {
+func New(addr string, reg *prometheus.Registry, checks []Check, pprof bool, log zerolog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: listen on IOC_HTTP_ADDR %s: %w", addr, err)
@@ -54,6 +55,12 @@ func New(addr string, reg *prometheus.Registry, checks []Check, log zerolog.Logg
 		}
 		writeJSON(w, code, status)
 	})
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
+	}
 	return &Server{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		ln:  ln,

@@ -72,6 +72,7 @@ type Pipeline struct {
 
 	cur       *batch
 	lastCseq  uint64 // consumer sequence of the last delivery handled; 0 = none yet
+	scratch   event.Event
 	sealed    chan *batch
 	free      chan *batch
 	counts    counters
@@ -225,7 +226,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	b.last = msg
 	b.pending = pending
 	nowMs := now.UnixMilli()
-	ev := &event.Event{}
+	ev := &p.scratch
 	if rej := p.decode(msg, nowMs, ev); rej != nil {
 		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
 		p.counts.received[rej.Kind]++

@@ -23,6 +23,10 @@ type EventRows struct {
 	attrKeys, attrValues        [][]string
 	latestMs                    []int64
 	seq                         []uint64
+	// Arenas for the per-row arrays: one growing slice per batch instead of
+	// four small allocations per event.
+	names, attrKeyArena, attrValueArena []string
+	values                              []float64
 }
 
 // Len returns the number of rows.
@@ -36,10 +40,11 @@ func (r *EventRows) Reset() {
 	r.metricNames, r.metricValues = r.metricNames[:0], r.metricValues[:0]
 	r.attrKeys, r.attrValues = r.attrKeys[:0], r.attrValues[:0]
 	r.latestMs, r.seq = r.latestMs[:0], r.seq[:0]
+	r.names, r.values, r.attrKeyArena, r.attrValueArena = r.names[:0], r.values[:0], r.attrKeyArena[:0], r.attrValueArena[:0]
 }
 
-// Append adds one accepted event. The event's slices are kept, so the
-// caller must not reuse them. latestMs is the source's latest event time
+// Append adds one accepted event; it copies the event's slices, so the
+// caller may reuse the Event. latestMs is the source's latest event time
 // before this event (see window.Set.Add); seq its stream sequence.
 func (r *EventRows) Append(ev *event.Event, receivedSec, latestMs int64, seq uint64) {
 	r.id = append(r.id, ev.ID)
@@ -63,12 +68,26 @@ func (r *EventRows) Append(ev *event.Event, receivedSec, latestMs int64, seq uin
 		r.lat = append(r.lat, nil)
 		r.lon = append(r.lon, nil)
 	}
-	r.metricNames = append(r.metricNames, ev.MetricNames)
-	r.metricValues = append(r.metricValues, ev.MetricValues)
-	r.attrKeys = append(r.attrKeys, ev.AttrKeys)
-	r.attrValues = append(r.attrValues, ev.AttrValues)
+	var names, keys, vals []string
+	var values []float64
+	r.names, names = carve(r.names, ev.MetricNames)
+	r.values, values = carve(r.values, ev.MetricValues)
+	r.attrKeyArena, keys = carve(r.attrKeyArena, ev.AttrKeys)
+	r.attrValueArena, vals = carve(r.attrValueArena, ev.AttrValues)
+	r.metricNames = append(r.metricNames, names)
+	r.metricValues = append(r.metricValues, values)
+	r.attrKeys = append(r.attrKeys, keys)
+	r.attrValues = append(r.attrValues, vals)
 	r.latestMs = append(r.latestMs, latestMs)
 	r.seq = append(r.seq, seq)
+}
+
+// carve copies src to the end of arena and returns the copy with a capped
+// capacity. When arena grows, earlier copies keep the old array alive.
+func carve[T any](arena, src []T) ([]T, []T) {
+	start := len(arena)
+	arena = append(arena, src...)
+	return arena, arena[start:len(arena):len(arena)]
 }
 
 // fixCoords points lat/lon at their final place in coords.
@@ -93,9 +112,18 @@ func (s *Store) InsertEvents(ctx context.Context, r *EventRows) error {
 	r.fixCoords()
 	return s.insertColumns(ctx, "events", eventsInsert, []any{
 		r.id, r.kind, r.typ, r.source, r.area, r.timeSec, r.timeMs, r.receivedSec, r.lat, r.lon,
-		r.metricNames, r.metricValues, r.attrKeys, r.attrValues, r.latestMs, r.seq,
+		stringArrays(r.metricNames), floatArrays(r.metricValues), stringArrays(r.attrKeys), stringArrays(r.attrValues),
+		r.latestMs, r.seq,
 	})
 }
+
+// stringArrays and floatArrays mark array columns to be appended row by row:
+// the driver's whole-column Append of [][]T goes through reflection for every
+// element, its AppendRow of []T does not (several times cheaper).
+type (
+	stringArrays [][]string
+	floatArrays  [][]float64
+)
 
 const windowsInsert = "INSERT INTO window_agg (window_start, window_size_s, kind, type, metric, area, source, " +
 	"count, sum, min, max, first, last, final, version, updated_at)"
@@ -164,7 +192,21 @@ func (s *Store) insertColumns(ctx context.Context, table, insert string, columns
 		return fmt.Errorf("store: prepare insert into %s: %w", table, err)
 	}
 	for i, col := range columns {
-		if err := batch.Column(i).Append(col); err != nil {
+		var err error
+		c := batch.Column(i)
+		switch rows := col.(type) {
+		case stringArrays:
+			for j := 0; j < len(rows) && err == nil; j++ {
+				err = c.AppendRow(rows[j])
+			}
+		case floatArrays:
+			for j := 0; j < len(rows) && err == nil; j++ {
+				err = c.AppendRow(rows[j])
+			}
+		default:
+			err = c.Append(col)
+		}
+		if err != nil {
 			_ = batch.Abort()
 			return fmt.Errorf("store: insert into %s, column %d: %w", table, i, err)
 		}
