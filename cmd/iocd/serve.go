@@ -119,7 +119,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 
-	windows, err := restoreWindows(ctx, cfg, st, m, log)
+	ackFloor, err := cons.AckFloor(setupCtx)
+	if err != nil {
+		return err
+	}
+	windows, err := restoreWindows(ctx, cfg, st, ackFloor, m, log)
 	if err != nil {
 		return err
 	}
@@ -162,9 +166,12 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	return nil
 }
 
-// restoreWindows rebuilds the open windows and the dedup set from the raw
-// events stored before the last stop (see DESIGN: ack after the raw insert).
-func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
+// restoreWindows rebuilds the windows and the dedup set from the raw events
+// stored before the last stop. Only acknowledged events (stream sequence up
+// to the ack floor) count: the ones after it come again from JetStream, in
+// their original order, and are processed as the first time, so every
+// late/drop decision and every window they touch comes out the same.
+func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
 	sizes := make([]time.Duration, len(cfg.WindowSizes))
 	for i, d := range cfg.WindowSizes {
 		sizes[i] = d.D()
@@ -175,7 +182,7 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, m *
 		return nil, err
 	}
 	start := time.Now()
-	latest, err := st.LatestBySource(ctx)
+	latest, err := st.LatestBySource(ctx, ackFloor)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +191,7 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, m *
 		from[src] = windows.RestoreFromMs(ms)
 	}
 	nowMs := time.Now().UnixMilli()
-	n, err := st.ReadEvents(ctx, from, func(ev *event.Event, latestMs int64) {
+	n, err := st.ReadEvents(ctx, from, ackFloor, func(ev *event.Event, latestMs int64) {
 		windows.Restore(ev, latestMs, nowMs)
 	})
 	if err != nil {
@@ -193,7 +200,7 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, m *
 	windows.FinishRestore()
 	m.Restored.Add(float64(n))
 	st2 := windows.Stats()
-	log.Info().Int("sources", len(latest)).Int("events", n).Int("open_windows", st2.OpenWindows).
+	log.Info().Uint64("ack_floor", ackFloor).Int("sources", len(latest)).Int("events", n).Int("open_windows", st2.OpenWindows).
 		Dur("took", time.Since(start)).Msg("restored window state from stored events")
 	return windows, nil
 }

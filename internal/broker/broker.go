@@ -189,6 +189,16 @@ func (c *Consumer) Messages() (jetstream.MessagesContext, error) {
 	return it, nil
 }
 
+// AckFloor returns the stream sequence up to which every message has been
+// acknowledged.
+func (c *Consumer) AckFloor(ctx context.Context) (uint64, error) {
+	info, err := c.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("broker: consumer %s info: %w", c.cfg.Durable, err)
+	}
+	return info.AckFloor.Stream, nil
+}
+
 // Reset forgets deliveries not yet acknowledged, so that delivery starts
 // again, in order, right after the last acknowledged message. Servers
 // without the reset API (before 2.12) get the consumer recreated from the

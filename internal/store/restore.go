@@ -10,9 +10,11 @@ import (
 	"github.com/iocstream/iocstream/internal/event"
 )
 
-// LatestBySource returns each source's latest event time in Unix ms.
-func (s *Store) LatestBySource(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.conn.Query(ctx, "SELECT source, max(toInt64(toUInt32(time)) * 1000 + time_ms) AS latest FROM events GROUP BY source")
+// LatestBySource returns each source's latest event time in Unix ms among
+// the events with a stream sequence up to maxSeq (the acknowledged ones).
+func (s *Store) LatestBySource(ctx context.Context, maxSeq uint64) (map[string]int64, error) {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(
+		"SELECT source, max(toInt64(toUInt32(time)) * 1000 + time_ms) AS latest FROM events WHERE stream_seq <= %d GROUP BY source", maxSeq))
 	if err != nil {
 		return nil, fmt.Errorf("store: latest event time by source: %w", err)
 	}
@@ -31,9 +33,10 @@ func (s *Store) LatestBySource(ctx context.Context) (map[string]int64, error) {
 
 // ReadEvents streams back the stored events of each source from its own
 // start time (Unix ms) on, with the latest time recorded when each was
-// counted. Sources are grouped by start hour so that a few range scans on
-// the (source, time) key cover them all.
-func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, fn func(ev *event.Event, latestMs int64)) (int, error) {
+// counted, skipping events with a stream sequence above maxSeq. Sources are
+// grouped by start hour so that a few range scans on the (source, time) key
+// cover them all.
+func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, maxSeq uint64, fn func(ev *event.Event, latestMs int64)) (int, error) {
 	groups := map[int64][]string{}
 	for src, from := range fromMs {
 		hour := from / 3_600_000 * 3600
@@ -50,7 +53,7 @@ func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, fn func
 		for len(sources) > 0 {
 			chunk := sources[:min(len(sources), 1000)]
 			sources = sources[len(chunk):]
-			n, err := s.readChunk(ctx, chunk, hour, fromMs, fn)
+			n, err := s.readChunk(ctx, chunk, hour, fromMs, maxSeq, fn)
 			total += n
 			if err != nil {
 				return total, err
@@ -60,11 +63,11 @@ func (s *Store) ReadEvents(ctx context.Context, fromMs map[string]int64, fn func
 	return total, nil
 }
 
-func (s *Store) readChunk(ctx context.Context, sources []string, fromSec int64, fromMs map[string]int64, fn func(*event.Event, int64)) (int, error) {
+func (s *Store) readChunk(ctx context.Context, sources []string, fromSec int64, fromMs map[string]int64, maxSeq uint64, fn func(*event.Event, int64)) (int, error) {
 	// The IN list is written out: binding a slice sends an Array, which
 	// 18.16 refuses in IN.
 	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT id, kind, type, source, area, time, time_ms, metric_names, metric_values, source_latest_ms
-FROM events WHERE source IN (%s) AND time >= toDateTime(%d)`, quoteList(sources), fromSec))
+FROM events WHERE source IN (%s) AND time >= toDateTime(%d) AND stream_seq <= %d`, quoteList(sources), fromSec, maxSeq))
 	if err != nil {
 		return 0, fmt.Errorf("store: read events for restore: %w", err)
 	}
