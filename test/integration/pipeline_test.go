@@ -3,9 +3,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -208,6 +211,8 @@ func TestPipelineMatchesGroundTruth(t *testing.T) {
 		nrej += n
 	}
 	compareWithTruth(t, conn, db, tr, nrej, js)
+	checkDeadLetter(t, js, msgs)
+	checkEndpoints(t, d.http, tr)
 
 	err, took := d.terminate(30 * time.Second)
 	if err != nil {
@@ -293,4 +298,63 @@ func ackPendingOf(i *jetstream.ConsumerInfo) int {
 		return 0
 	}
 	return i.NumAckPending
+}
+
+// checkDeadLetter reads the first dead letter: the original bytes, and the
+// contract's headers pointing back at the original message.
+func checkDeadLetter(t *testing.T, js jetstream.JetStream, msgs []message) {
+	t.Helper()
+	m, err := mustStream(t, js, "IOC_DLQ").GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("read IOC_DLQ: %v", err)
+	}
+	reason, subject := m.Header.Get("Ioc-Reject-Reason"), m.Header.Get("Ioc-Original-Subject")
+	if reason == "" || subject == "" || m.Header.Get("Ioc-Reject-Detail") == "" || m.Header.Get("Ioc-Stream-Seq") == "" {
+		t.Fatalf("dead letter headers incomplete: %v", m.Header)
+	}
+	if !strings.HasPrefix(m.Subject, "ioc.dlq.") {
+		t.Fatalf("dead letter subject %s", m.Subject)
+	}
+	for _, orig := range msgs {
+		if orig.subject == subject && bytes.Equal(orig.data, m.Data) {
+			if orig.reason != reason {
+				t.Fatalf("dead letter reason %s, want %s", reason, orig.reason)
+			}
+			return
+		}
+	}
+	t.Fatalf("dead letter body is not byte-for-byte one of the published messages on %s", subject)
+}
+
+// checkEndpoints: ready, and the metrics count what the ground truth says.
+func checkEndpoints(t *testing.T, addr string, tr truth) {
+	t.Helper()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %d", code)
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`ioc_events_rejected_total{kind="unknown",reason="unknown_kind"} %d`, tr.rejected["unknown_kind"]),
+		`ioc_events_late_total{disposition="dropped",kind="environment"}`,
+		`ioc_events_duplicate_total{kind="camera"}`,
+		`ioc_clickhouse_rows_written_total{table="window_agg"}`,
+		`ioc_windows_written_total{final="1"}`,
+		`ioc_consumer_pending_messages 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
