@@ -51,7 +51,7 @@ test-integration: build nats-server clickhouse
 test: vet test-unit test-integration
 
 bench: build nats-server clickhouse
-	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \
 		$(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/event/ ./internal/window/
 
