@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iocstream/iocstream/internal/sim"
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // maxInFlight is the async publish window, as in iocsim.
@@ -120,7 +121,7 @@ func benchLive(b *testing.B, n int) {
 }
 
 func runLive(b *testing.B, n int) measurement {
-	simBin := binPath(b, "IOC_TEST_IOCSIM_BIN", "./cmd/iocsim")
+	simBin := testenv.Bin(b, "IOC_TEST_IOCSIM_BIN", "./cmd/iocsim")
 	r := newRig(b)
 	defer r.close()
 	r.createStreams()

@@ -20,71 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iocstream/iocstream/test/testenv"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// binPath returns the binary named by env, relative paths being taken from
-// the repository root as well as from the package directory, or builds pkg.
-func binPath(b *testing.B, env, pkg string) string {
-	b.Helper()
-	if p := os.Getenv(env); p != "" {
-		if !filepath.IsAbs(p) {
-			if _, err := os.Stat(p); err != nil {
-				p = filepath.Join(repoRoot(b), p)
-			}
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			b.Fatalf("%s: %v", env, err)
-		}
-		return abs
-	}
-	out := filepath.Join(b.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot(b)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build %s: %v\n%s", pkg, err, msg)
-	}
-	return out
-}
-
-func repoRoot(b *testing.B) string {
-	b.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			b.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-func freePort(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func clickhouseAddr() string {
-	if a := os.Getenv("IOC_CLICKHOUSE_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:9000"
-}
 
 // process is a child process whose output goes to a log file.
 type process struct {
@@ -104,7 +46,7 @@ func startProcess(b *testing.B, name, logs string, env []string, bin string, arg
 	}
 	p := &process{name: name, cmd: exec.Command(bin, args...), logs: logs, done: make(chan struct{})}
 	p.cmd.Env = env
-	p.cmd.Dir = repoRoot(b)
+	p.cmd.Dir = testenv.RepoRoot(b)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
@@ -270,15 +212,15 @@ func (r *rig) close() {
 // fails, so defer it).
 func newRig(b *testing.B) *rig {
 	b.Helper()
-	r := &rig{b: b, dir: b.TempDir(), iocdBin: binPath(b, "IOC_TEST_IOCD_BIN", "./cmd/iocd"), chPID: clickhousePID()}
+	r := &rig{b: b, dir: b.TempDir(), iocdBin: testenv.Bin(b, "IOC_TEST_IOCD_BIN", "./cmd/iocd"), chPID: clickhousePID()}
 	ready := false
 	defer func() {
 		if !ready {
 			r.close()
 		}
 	}()
-	natsBin := binPath(b, "IOC_TEST_NATS_SERVER_BIN", "github.com/nats-io/nats-server/v2")
-	port := freePort(b)
+	natsBin := testenv.Bin(b, "IOC_TEST_NATS_SERVER_BIN", "github.com/nats-io/nats-server/v2")
+	port := testenv.FreePort(b)
 	r.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	r.nats = startProcess(b, "nats-server", filepath.Join(r.dir, "nats.log"), os.Environ(), natsBin,
 		"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", filepath.Join(r.dir, "nats-store"))
@@ -292,12 +234,12 @@ func newRig(b *testing.B) *rig {
 		return true, ""
 	})
 
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{clickhouseAddr()}})
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr()}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := conn.Ping(context.Background()); err != nil {
-		b.Fatalf("ClickHouse at %s is not reachable (make clickhouse starts it): %v", clickhouseAddr(), err)
+		b.Fatalf("ClickHouse at %s is not reachable (make clickhouse starts it): %v", testenv.ClickHouseAddr(), err)
 	}
 	r.conn = conn
 	r.db = fmt.Sprintf("ioc_bench_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
@@ -328,10 +270,10 @@ func newRig(b *testing.B) *rig {
 func (r *rig) startIOCD() (*process, string) {
 	r.b.Helper()
 	r.iocdRuns++
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(r.b))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.b))
 	env := append(os.Environ(),
 		"IOC_NATS_URL="+r.natsURL,
-		"IOC_CLICKHOUSE_ADDR="+clickhouseAddr(),
+		"IOC_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
 		"IOC_CLICKHOUSE_DATABASE="+r.db,
 		"IOC_HTTP_ADDR="+httpAddr,
 		"IOC_DATA_DIR="+filepath.Join(r.dir, "iocd-data"),
@@ -473,7 +415,7 @@ func outDir(b *testing.B, env string) string {
 		return ""
 	}
 	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(repoRoot(b), dir)
+		dir = filepath.Join(testenv.RepoRoot(b), dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatalf("%s: %v", env, err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // message is one publication of the corpus.
@@ -128,7 +130,7 @@ func buildCorpus(t *testing.T, seed int64, baseMs int64, steps int) []message {
 // name's prefix, the subject comes from a .subject sidecar or the payload.
 func invalidExamples(t *testing.T) []message {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "schemas", "examples", "invalid")
+	dir := filepath.Join(testenv.RepoRoot(t), "schemas", "examples", "invalid")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no invalid examples in %s: %v", dir, err)

@@ -22,50 +22,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iocstream/iocstream/test/testenv"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-func binPath(t *testing.T, env, pkg string) string {
-	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // natsServer is a nats-server process with JetStream on a fixed port and
 // store, so it can be stopped and started again.
@@ -79,8 +42,8 @@ type natsServer struct {
 
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
-	s := &natsServer{t: t, bin: binPath(t, "IOC_TEST_NATS_SERVER_BIN", "github.com/nats-io/nats-server/v2"),
-		port: freePort(t), dir: t.TempDir()}
+	s := &natsServer{t: t, bin: testenv.Bin(t, "IOC_TEST_NATS_SERVER_BIN", "github.com/nats-io/nats-server/v2"),
+		port: testenv.FreePort(t), dir: t.TempDir()}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -128,12 +91,12 @@ type iocd struct {
 
 func newIOCD(t *testing.T, natsURL, database string, extra ...string) *iocd {
 	t.Helper()
-	port := freePort(t)
-	p := &iocd{t: t, bin: binPath(t, "IOC_TEST_IOCD_BIN", "./cmd/iocd"), http: fmt.Sprintf("127.0.0.1:%d", port),
+	port := testenv.FreePort(t)
+	p := &iocd{t: t, bin: testenv.Bin(t, "IOC_TEST_IOCD_BIN", "./cmd/iocd"), http: fmt.Sprintf("127.0.0.1:%d", port),
 		logs: filepath.Join(t.TempDir(), "iocd.log")}
 	p.env = append(os.Environ(),
 		"IOC_NATS_URL="+natsURL,
-		"IOC_CLICKHOUSE_ADDR="+clickhouseAddr(),
+		"IOC_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
 		"IOC_CLICKHOUSE_DATABASE="+database,
 		"IOC_HTTP_ADDR="+p.http,
 		"IOC_DATA_DIR="+t.TempDir(),
@@ -195,23 +158,16 @@ func (p *iocd) terminate(timeout time.Duration) (error, time.Duration) {
 	}
 }
 
-func clickhouseAddr() string {
-	if a := os.Getenv("IOC_CLICKHOUSE_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:9000"
-}
-
 // testDB returns a fresh database name and a connection to ClickHouse; the
 // database is dropped after a passing test and kept after a failing one.
 func testDB(t *testing.T) (string, driver.Conn) {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{clickhouseAddr()}})
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.Ping(context.Background()); err != nil {
-		t.Fatalf("ClickHouse at %s is not reachable (make test starts it): %v", clickhouseAddr(), err)
+		t.Fatalf("ClickHouse at %s is not reachable (make test starts it): %v", testenv.ClickHouseAddr(), err)
 	}
 	name := fmt.Sprintf("ioc_it_%d_%d", time.Now().Unix(), rand.Intn(1_000_000))
 	t.Cleanup(func() {

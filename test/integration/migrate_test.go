@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // TestMigrateIdempotent: `iocd migrate` twice creates the tables once and
@@ -14,10 +16,10 @@ import (
 // an old server.
 func TestMigrateIdempotent(t *testing.T) {
 	db, conn := testDB(t)
-	bin := binPath(t, "IOC_TEST_IOCD_BIN", "./cmd/iocd")
+	bin := testenv.Bin(t, "IOC_TEST_IOCD_BIN", "./cmd/iocd")
 	for run := 1; run <= 2; run++ {
 		cmd := exec.Command(bin, "migrate")
-		cmd.Env = append(cmd.Environ(), "IOC_CLICKHOUSE_ADDR="+clickhouseAddr(), "IOC_CLICKHOUSE_DATABASE="+db)
+		cmd.Env = append(cmd.Environ(), "IOC_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(), "IOC_CLICKHOUSE_DATABASE="+db)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("migrate run %d: %v\n%s", run, err, out)
