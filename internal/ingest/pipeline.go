@@ -131,9 +131,13 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		return err
 	}
 	p.lastSeal, p.lastEarly = p.now(), p.now()
-	wait := p.cfg.FlushInterval / 4
+	// One deadline per batch rather than NextMaxWait, which arms a timer
+	// for every message: the wait ends when the batch is due.
+	var due deadline
+	due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
+	defer due.stop()
 	for ctx.Err() == nil {
-		msg, err := src.Next(jetstream.NextMaxWait(wait))
+		msg, err := src.Next(jetstream.NextContext(due.ctx))
 		now := p.now()
 		switch {
 		case err == nil:
@@ -148,15 +152,16 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 					return err
 				}
 			}
-		case errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			p.log.Warn().Err(err).Msg("message iterator closed")
 			ctx = cancelled()
 		default:
 			p.log.Warn().Err(err).Msg("fetching from IOC_EVENTS")
 		}
-		if p.cur.msgs >= p.cfg.BatchSize || now.Sub(p.lastSeal) >= p.cfg.FlushInterval {
+		if p.cur.msgs >= p.cfg.BatchSize || now.Sub(p.lastSeal) >= p.cfg.FlushInterval || due.ctx.Err() != nil {
 			p.seal(now, false)
+			due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
 		}
 	}
 
@@ -168,6 +173,23 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		return fmt.Errorf("ingest: drain: %w", err)
 	}
 	return nil
+}
+
+// deadline is a context that ends when the current batch is due.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *deadline) reset(parent context.Context, at time.Time) {
+	d.stop()
+	d.ctx, d.cancel = context.WithDeadline(parent, at)
+}
+
+func (d *deadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
 }
 
 // restart resets the consumer to just after its ack floor and opens a new
