@@ -208,24 +208,11 @@ func decodeLocation(v *fastjson.Value, ev *Event) *Rejection {
 
 func (d *Decoder) decodeMetrics(v *fastjson.Value, rule typeRule, ev *Event) *Rejection {
 	ev.MetricNames, ev.MetricValues = ev.MetricNames[:0], ev.MetricValues[:0]
-	if v != nil {
-		obj, err := v.Object()
-		if err != nil {
-			return reject(InvalidField, ev.Kind, "metrics must be an object of name to number, not %s", v.Type())
-		}
-		if obj.Len() > maxMetrics {
-			return reject(InvalidField, ev.Kind, "%d metrics; at most %d are allowed", obj.Len(), maxMetrics)
-		}
-		var rej *Rejection
-		obj.Visit(func(key []byte, val *fastjson.Value) {
-			if rej != nil {
-				return
-			}
-			rej = d.addMetric(key, val, ev)
-		})
-		if rej != nil {
-			return rej
-		}
+	rej := visitEntries(v, "metrics", "name to number", maxMetrics, ev.Kind, func(key []byte, val *fastjson.Value) *Rejection {
+		return d.addMetric(key, val, ev)
+	})
+	if rej != nil {
+		return rej
 	}
 	for _, name := range rule.allOf {
 		if !hasName(ev.MetricNames, name) {
@@ -276,44 +263,52 @@ func (d *Decoder) addMetric(key []byte, val *fastjson.Value, ev *Event) *Rejecti
 
 func (d *Decoder) decodeAttrs(v *fastjson.Value, ev *Event) *Rejection {
 	ev.AttrKeys, ev.AttrValues = ev.AttrKeys[:0], ev.AttrValues[:0]
-	if v != nil {
-		obj, err := v.Object()
-		if err != nil {
-			return reject(InvalidField, ev.Kind, "attrs must be an object of name to string, not %s", v.Type())
+	rej := visitEntries(v, "attrs", "name to string", maxAttrs, ev.Kind, func(key []byte, val *fastjson.Value) *Rejection {
+		switch {
+		case !validName(key):
+			return reject(InvalidField, ev.Kind, "attr name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
+		case hasName(ev.AttrKeys, string(key)):
+			return reject(InvalidField, ev.Kind, "attr %q appears more than once", key)
+		case val.Type() != fastjson.TypeString:
+			return reject(InvalidField, ev.Kind, "attr %q must be a string, not %s", key, val.Type())
 		}
-		if obj.Len() > maxAttrs {
-			return reject(InvalidField, ev.Kind, "%d attrs; at most %d are allowed", obj.Len(), maxAttrs)
+		s, _ := val.StringBytes()
+		if len(s) > maxAttrValue {
+			return reject(InvalidField, ev.Kind, "attr %q is %d bytes; at most %d are allowed", key, len(s), maxAttrValue)
 		}
-		var rej *Rejection
-		obj.Visit(func(key []byte, val *fastjson.Value) {
-			if rej != nil {
-				return
-			}
-			switch {
-			case !validName(key):
-				rej = reject(InvalidField, ev.Kind, "attr name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
-			case hasName(ev.AttrKeys, string(key)):
-				rej = reject(InvalidField, ev.Kind, "attr %q appears more than once", key)
-			case val.Type() != fastjson.TypeString:
-				rej = reject(InvalidField, ev.Kind, "attr %q must be a string, not %s", key, val.Type())
-			default:
-				s, _ := val.StringBytes()
-				if len(s) > maxAttrValue {
-					rej = reject(InvalidField, ev.Kind, "attr %q is %d bytes; at most %d are allowed", key, len(s), maxAttrValue)
-					return
-				}
-				ev.AttrKeys = append(ev.AttrKeys, d.str(key))
-				ev.AttrValues = append(ev.AttrValues, d.str(s))
-			}
-		})
-		if rej != nil {
-			return rej
-		}
+		ev.AttrKeys = append(ev.AttrKeys, d.str(key))
+		ev.AttrValues = append(ev.AttrValues, d.str(s))
+		return nil
+	})
+	if rej != nil {
+		return rej
 	}
 	if ev.Kind == "feedback" {
 		return checkFeedback(ev)
 	}
 	return nil
+}
+
+// visitEntries checks that v, if present, is an object of at most max
+// entries and calls fn on each until one is rejected.
+func visitEntries(v *fastjson.Value, field, shape string, max int, kind string, fn func(key []byte, val *fastjson.Value) *Rejection) *Rejection {
+	if v == nil {
+		return nil
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return reject(InvalidField, kind, "%s must be an object of %s, not %s", field, shape, v.Type())
+	}
+	if obj.Len() > max {
+		return reject(InvalidField, kind, "%d %s; at most %d are allowed", obj.Len(), field, max)
+	}
+	var rej *Rejection
+	obj.Visit(func(key []byte, val *fastjson.Value) {
+		if rej == nil {
+			rej = fn(key, val)
+		}
+	})
+	return rej
 }
 
 // checkFeedback applies the attribute rules of Hue-S reports.

@@ -182,6 +182,19 @@ func near(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
 
+// startPipeline starts nats-server and iocd on a fresh database and waits
+// until iocd has created its streams.
+func startPipeline(t *testing.T) (string, driver.Conn, *iocd, jetstream.JetStream) {
+	t.Helper()
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), db)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+	return db, conn, d, js
+}
+
 func corpusBase() int64 {
 	// Three hours ago, on a minute boundary: every event is in the past.
 	return time.Now().Add(-3 * time.Hour).Truncate(time.Minute).UnixMilli()
@@ -190,12 +203,7 @@ func corpusBase() int64 {
 // TestPipelineMatchesGroundTruth: a seeded corpus through iocd; ClickHouse
 // must hold exactly the ground truth, and SIGTERM must drain and exit 0.
 func TestPipelineMatchesGroundTruth(t *testing.T) {
-	db, conn := testDB(t)
-	ns := startNATS(t)
-	d := newIOCD(t, ns.url(), db)
-	d.start()
-	_, js := connectJS(t, ns.url())
-	waitStream(t, js)
+	db, conn, d, js := startPipeline(t)
 
 	msgs := buildCorpus(t, 1, corpusBase(), 250)
 	tr := groundTruth(msgs)
@@ -225,12 +233,7 @@ func TestPipelineMatchesGroundTruth(t *testing.T) {
 // (five times) while the corpus streams in and started again; results must
 // be exact.
 func TestKillAndRestartMatchesGroundTruth(t *testing.T) {
-	db, conn := testDB(t)
-	ns := startNATS(t)
-	d := newIOCD(t, ns.url(), db)
-	d.start()
-	_, js := connectJS(t, ns.url())
-	waitStream(t, js)
+	db, conn, d, js := startPipeline(t)
 
 	msgs := buildCorpus(t, 2, corpusBase(), 300)
 	tr := groundTruth(msgs)
