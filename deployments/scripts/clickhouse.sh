@@ -50,8 +50,9 @@ start() {
   fi
   configure
   log "starting on port $CH_TCP_PORT with data in $CH_DIR"
+  # 18.16 writes --pid-file only when it daemonises, so keep the pid ourselves.
   (cd "$CH_DIR" && nohup clickhouse-server --config-file="$CH_DIR/conf/config.xml" \
-      --pid-file="$CH_DIR/server.pid" >"$CH_DIR/log/stdout.log" 2>&1 &)
+      >"$CH_DIR/log/stdout.log" 2>&1 & echo $! >"$CH_DIR/server.pid")
   for _ in $(seq 1 120); do
     if answers; then
       log "ready"
@@ -65,11 +66,15 @@ start() {
 }
 
 stop() {
-  local pidfile=$CH_DIR/server.pid
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    kill "$(cat "$pidfile")"
+  local pid
+  pid=$(cat "$CH_DIR/server.pid" 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    pid=$(pgrep -f "config-file=$CH_DIR/conf/config.xml" | head -n 1 || true)
+  fi
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
     for _ in $(seq 1 60); do
-      kill -0 "$(cat "$pidfile")" 2>/dev/null || { log "stopped"; return; }
+      kill -0 "$pid" 2>/dev/null || { log "stopped"; rm -f "$CH_DIR/server.pid"; return; }
       sleep 0.5
     done
     log "still running after 30 s"
