@@ -51,8 +51,9 @@ start() {
   configure
   log "starting on port $CH_TCP_PORT with data in $CH_DIR"
   # 18.16 writes --pid-file only when it daemonises, so keep the pid ourselves.
-  (cd "$CH_DIR" && nohup clickhouse-server --config-file="$CH_DIR/conf/config.xml" \
-      >"$CH_DIR/log/stdout.log" 2>&1 & echo $! >"$CH_DIR/server.pid")
+  (cd "$CH_DIR" || exit 1
+   nohup clickhouse-server --config-file="$CH_DIR/conf/config.xml" >"$CH_DIR/log/stdout.log" 2>&1 &
+   echo $! >"$CH_DIR/server.pid")
   for _ in $(seq 1 120); do
     if answers; then
       log "ready"
@@ -67,10 +68,8 @@ start() {
 
 stop() {
   local pid
-  pid=$(cat "$CH_DIR/server.pid" 2>/dev/null || true)
-  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-    pid=$(pgrep -f "config-file=$CH_DIR/conf/config.xml" | head -n 1 || true)
-  fi
+  CH_DIR=$(cd "$CH_DIR" 2>/dev/null && pwd || echo "$CH_DIR")
+  pid=$(pgrep -f "^clickhouse-server --config-file=$CH_DIR/conf/config.xml" | head -n 1 || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
     for _ in $(seq 1 60); do
