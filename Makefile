@@ -33,7 +33,7 @@ nats-server: $(BIN)/nats-server
 $(BIN)/nats-server: go.mod
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 
-run: build clickhouse
+run: build
 	@deployments/scripts/run.sh
 
 vet:

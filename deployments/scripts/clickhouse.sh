@@ -52,7 +52,9 @@ start() {
   log "starting on port $CH_TCP_PORT with data in $CH_DIR"
   # 18.16 writes --pid-file only when it daemonises, so keep the pid ourselves.
   (cd "$CH_DIR" || exit 1
-   nohup clickhouse-server --config-file="$CH_DIR/conf/config.xml" >"$CH_DIR/log/stdout.log" 2>&1 &
+   # setsid: Ctrl-C on a terminal running `make run` must not reach the
+   # server while iocd is still draining into it.
+   setsid nohup clickhouse-server --config-file="$CH_DIR/conf/config.xml" >"$CH_DIR/log/stdout.log" 2>&1 &
    echo $! >"$CH_DIR/server.pid")
   for _ in $(seq 1 120); do
     if answers; then

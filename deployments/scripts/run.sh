@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: iocd with its embedded JetStream server, fed by the Huế
-# simulator, until Ctrl-C. ClickHouse is started by the Makefile first.
+# simulator, until Ctrl-C. A local ClickHouse is installed and started when
+# IOC_CLICKHOUSE_ADDR does not answer, and stopped again at the end.
 # Knobs: SCENARIO (normal|flood|pollution|congestion), RATE (messages/s),
 # SPEEDUP, BAD_RATIO, DUP_RATIO, LATE_RATIO, and every IOC_* variable.
 set -euo pipefail
@@ -11,6 +12,14 @@ export IOC_NATS_LISTEN=${IOC_NATS_LISTEN:-127.0.0.1:4222}
 mkdir -p "$IOC_DATA_DIR"
 log=$IOC_DATA_DIR/iocd.log
 http=${IOC_HTTP_ADDR/#:/127.0.0.1:}
+
+started_clickhouse=
+ch_port=${IOC_CLICKHOUSE_ADDR:-127.0.0.1:9000}
+ch_port=${ch_port##*:}
+if ! CH_TCP_PORT=$ch_port deployments/scripts/clickhouse.sh status; then
+  CH_TCP_PORT=$ch_port deployments/scripts/clickhouse.sh start
+  started_clickhouse=1
+fi
 
 bin/iocd run >>"$log" 2>&1 &
 iocd=$!
@@ -25,6 +34,9 @@ stop() {
   echo "stopping iocd (it drains: writes and acknowledges what it holds)"
   kill -TERM "$iocd" 2>/dev/null || true
   wait "$iocd" 2>/dev/null || true
+  if [ -n "$started_clickhouse" ]; then
+    deployments/scripts/clickhouse.sh stop
+  fi
   echo "stopped; data stays under $IOC_DATA_DIR"
 }
 trap stop INT TERM
