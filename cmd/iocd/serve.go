@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	cons, err := broker.EnsureConsumer(setupCtx, js, broker.ConsumerSettings{Durable: cfg.Consumer,
-		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D()}, log)
+		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D(), Prefetch: min(cfg.BatchSize, 10_000)}, log)
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,7 @@ type ConsumerSettings struct {
 	Durable       string
 	MaxAckPending int
 	AckWait       time.Duration
+	Prefetch      int
 }
 
 // Consumer is the processor's durable pull consumer on IOC_EVENTS. Acks
@@ -155,6 +156,7 @@ type Consumer struct {
 	js   jetstream.JetStream
 	cfg  jetstream.ConsumerConfig
 	cons jetstream.Consumer
+	pre  int
 	log  zerolog.Logger
 }
 
@@ -174,17 +176,17 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSett
 	if err != nil {
 		return nil, fmt.Errorf("broker: consumer %s on %s: %w", cs.Durable, EventsStream, err)
 	}
-	return &Consumer{js: js, cfg: cfg, cons: c, log: log}, nil
+	return &Consumer{js: js, cfg: cfg, cons: c, pre: max(cs.Prefetch, 1), log: log}, nil
 }
 
-// Fetch pulls up to n messages; they arrive on the batch's channel until
-// n have come or the request expires.
-func (c *Consumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
-	b, err := c.cons.Fetch(n, opts...)
+// Messages starts a prefetching iterator. Prefetch is bounded: with the
+// batches the pipeline holds, it is all the memory waiting messages take.
+func (c *Consumer) Messages() (jetstream.MessagesContext, error) {
+	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.pre))
 	if err != nil {
-		return nil, fmt.Errorf("broker: fetch from %s: %w", EventsStream, err)
+		return nil, fmt.Errorf("broker: consume %s: %w", EventsStream, err)
 	}
-	return b, nil
+	return it, nil
 }
 
 // AckFloor returns the stream sequence up to which every message has been

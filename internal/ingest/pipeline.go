@@ -9,6 +9,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -36,14 +37,16 @@ type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
-// maxFetch bounds one pull request: with the two batches the pipeline
-// holds, it is all the memory waiting messages can take.
-const maxFetch = 5000
+// Source yields messages; jetstream.MessagesContext implements it.
+type Source interface {
+	Next(opts ...jetstream.NextOpt) (jetstream.Msg, error)
+	Stop()
+}
 
-// Consumer pulls messages and can restart delivery right after the last
-// acknowledged message; *broker.Consumer implements it.
+// Consumer hands out message iterators and can restart delivery right
+// after the last acknowledged message; *broker.Consumer implements it.
 type Consumer interface {
-	Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
+	Messages() (jetstream.MessagesContext, error)
 	Reset(ctx context.Context) error
 }
 
@@ -123,50 +126,38 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	// Deliveries a previous process received but never acknowledged would
 	// otherwise come back only after AckWait, behind newer messages, and a
 	// cumulative ack of the newer ones would cover them unprocessed.
-	if err := p.resetDelivery(ctx, cons); err != nil {
+	src, err := p.restart(ctx, cons, nil)
+	if err != nil {
 		return err
 	}
 	p.lastSeal, p.lastEarly = p.now(), p.now()
-	// Pull requests end when the batch is due, so an idle stream still
-	// seals on time; one request serves thousands of messages, which
-	// costs far less per message than an iterator's Next.
+	// One deadline per batch rather than NextMaxWait, which arms a timer
+	// for every message: the wait ends when the batch is due.
 	var due deadline
 	due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
 	defer due.stop()
-	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		want := min(p.cfg.BatchSize-p.cur.msgs, maxFetch)
-		fetched, err := cons.Fetch(max(want, 1), jetstream.FetchContext(due.ctx))
-		if err != nil && due.ctx.Err() == nil {
-			p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("fetching from IOC_EVENTS")
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
-		}
-		gap := false
-		if err == nil {
-			backoff = 100 * time.Millisecond
-			for msg := range fetched.Messages() {
-				// After a gap the rest of this pull is dropped unacked; the
-				// reset below delivers it again.
-				if !gap && !p.handle(msg, p.now()) {
-					gap = true
+		msg, err := src.Next(jetstream.NextContext(due.ctx))
+		now := p.now()
+		switch {
+		case err == nil:
+			if !p.handle(msg, now) {
+				// A delivery was lost (a reconnect, a redelivery we did not
+				// see): write and ack what came before it, then start over
+				// from the ack floor so nothing past the gap is acked unseen.
+				p.log.Warn().Uint64("after_consumer_seq", p.lastCseq).Msg("gap in deliveries; restarting delivery from the ack floor")
+				p.seal(now, false)
+				p.barrier()
+				if src, err = p.restart(ctx, cons, src); err != nil {
+					return err
 				}
 			}
-		}
-		now := p.now()
-		if gap {
-			// A delivery was lost (a reconnect, a redelivery we did not
-			// see): write and ack what came before it, then start over
-			// from the ack floor so nothing past the gap is acked unseen.
-			p.log.Warn().Uint64("after_consumer_seq", p.lastCseq).Msg("gap in deliveries; restarting delivery from the ack floor")
-			p.seal(now, false)
-			p.barrier()
-			if err := p.resetDelivery(ctx, cons); err != nil {
-				return err
-			}
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			p.log.Warn().Err(err).Msg("message iterator closed")
+			ctx = cancelled()
+		default:
+			p.log.Warn().Err(err).Msg("fetching from IOC_EVENTS")
 		}
 		if p.cur.msgs >= p.cfg.BatchSize || now.Sub(p.lastSeal) >= p.cfg.FlushInterval || due.ctx.Err() != nil {
 			p.seal(now, false)
@@ -174,6 +165,7 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		}
 	}
 
+	src.Stop()
 	p.log.Info().Int("held", p.cur.msgs).Msg("draining: stopped pulling, writing what is held")
 	p.seal(p.now(), true)
 	close(p.sealed)
@@ -200,20 +192,26 @@ func (d *deadline) stop() {
 	}
 }
 
-// resetDelivery resets the consumer to just after its ack floor,
-// retrying while NATS is away.
-func (p *Pipeline) resetDelivery(ctx context.Context, cons Consumer) error {
+// restart resets the consumer to just after its ack floor and opens a new
+// iterator, retrying while NATS is away.
+func (p *Pipeline) restart(ctx context.Context, cons Consumer, old Source) (Source, error) {
+	if old != nil {
+		old.Stop()
+	}
 	p.lastCseq = 0
 	backoff := 200 * time.Millisecond
 	for {
 		err := cons.Reset(ctx)
 		if err == nil {
-			return nil
+			var it jetstream.MessagesContext
+			if it, err = cons.Messages(); err == nil {
+				return it, nil
+			}
 		}
-		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot reset delivery from IOC_EVENTS")
+		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot (re)start delivery from IOC_EVENTS")
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ingest: reset delivery: %w", err)
+			return nil, fmt.Errorf("ingest: start delivery: %w", err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
@@ -228,6 +226,12 @@ func (p *Pipeline) barrier() {
 	b.barrier = done
 	p.sealed <- b
 	<-done
+}
+
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // handle decodes one message and routes it: rejected → dead letter,
