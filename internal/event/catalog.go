@@ -3,9 +3,6 @@ package event
 // The catalog of kinds, types and metrics of CONTRACT.md section 2. It is
 // read-only after package initialisation.
 
-// Kinds lists the known event kinds.
-var Kinds = []string{"camera", "traffic", "environment", "feedback"}
-
 // metricRange is the accepted range of a known metric.
 type metricRange struct {
 	min, max float64

@@ -99,9 +99,6 @@ func (s *Store) ServerVersion(ctx context.Context) (string, error) {
 	return v, nil
 }
 
-// Conn exposes the driver connection for tests and tools that query freely.
-func (s *Store) Conn() driver.Conn { return s.conn }
-
 // Close releases the connections.
 func (s *Store) Close() error { return s.conn.Close() }
 

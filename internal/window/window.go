@@ -376,13 +376,3 @@ type Stats struct {
 func (s *Set) Stats() Stats {
 	return Stats{Sources: len(s.sources), OpenWindows: s.openWindows}
 }
-
-// LatestMs returns the latest event time seen from a source, for restore
-// queries; ok is false for an unknown source.
-func (s *Set) LatestMs(sourceName string) (int64, bool) {
-	src := s.sources[sourceName]
-	if src == nil || src.latestMs == math.MinInt64 {
-		return 0, false
-	}
-	return src.latestMs, true
-}
