@@ -3,9 +3,9 @@ package event
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
+	"unsafe"
 )
 
 // Limits of the envelope (CONTRACT.md section 2).
@@ -20,25 +20,19 @@ const (
 	internMaxSize = 1 << 16
 )
 
-// Decoder turns message bytes into validated events. It reuses its parser
-// between calls, so one Decoder serves one goroutine.
+// Decoder turns message bytes into validated events. It reuses its
+// scanner between calls, so one Decoder serves one goroutine.
 type Decoder struct {
-	parser        fastjson.Parser
-	maxFutureMs   int64
-	intern        map[string]string
-	metricSeen    [maxMetrics]string
-	requiredFound [8]bool
+	scan        scanner
+	maxFutureMs int64
+	intern      map[string]string
+	strBuf      []byte // unescaped string values
 }
 
 // NewDecoder returns a Decoder that rejects events more than maxFutureMs
 // milliseconds ahead of the clock passed to Decode.
 func NewDecoder(maxFutureMs int64) *Decoder {
 	return &Decoder{maxFutureMs: maxFutureMs, intern: make(map[string]string, 1024)}
-}
-
-// envelope holds the top-level values of one payload while it is checked.
-type envelope struct {
-	id, kind, typ, source, area, time, location, metrics, attrs *fastjson.Value
 }
 
 // Decode validates data, published on subject, against the envelope rules
@@ -57,63 +51,23 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	if !utf8.Valid(data) {
 		return reject(InvalidUTF8, fallbackKind, "payload is not valid UTF-8")
 	}
-	if err := fastjson.ValidateBytes(data); err != nil {
+	if err := d.scan.scan(data); err != nil {
 		return reject(MalformedJSON, fallbackKind, "%v", err)
 	}
-	root, err := d.parser.ParseBytes(data)
-	if err != nil {
-		return reject(MalformedJSON, fallbackKind, "%v", err)
+	doc := &d.scan.doc
+	d.strBuf = d.strBuf[:0]
+	if doc.duplicate != "" {
+		return reject(InvalidField, fallbackKind, "field %q appears more than once", doc.duplicate)
 	}
-	obj, err := root.Object()
-	if err != nil {
-		return reject(MalformedJSON, fallbackKind, "payload must be a JSON object, not %s", root.Type())
-	}
-
-	var env envelope
-	var dup string
-	obj.Visit(func(key []byte, v *fastjson.Value) {
-		var slot **fastjson.Value
-		switch string(key) {
-		case "id":
-			slot = &env.id
-		case "kind":
-			slot = &env.kind
-		case "type":
-			slot = &env.typ
-		case "source":
-			slot = &env.source
-		case "area":
-			slot = &env.area
-		case "time":
-			slot = &env.time
-		case "location":
-			slot = &env.location
-		case "metrics":
-			slot = &env.metrics
-		case "attrs":
-			slot = &env.attrs
-		default:
-			return // unknown top-level fields are ignored
-		}
-		if *slot != nil && dup == "" {
-			dup = string(key)
-		}
-		*slot = v
-	})
-	if dup != "" {
-		return reject(InvalidField, fallbackKind, "field %q appears more than once", dup)
-	}
-	for _, f := range [...]struct {
-		name string
-		v    *fastjson.Value
-	}{{"id", env.id}, {"kind", env.kind}, {"type", env.typ}, {"source", env.source}, {"area", env.area}, {"time", env.time}} {
-		if f.v == nil {
-			return reject(MissingField, fallbackKind, "required field %q is missing", f.name)
+	for slot := slotID; slot <= slotTime; slot++ {
+		if !doc.present[slot] {
+			return reject(MissingField, fallbackKind, "required field %q is missing", slotNames[slot])
 		}
 	}
+	env := &doc.fields
 
 	// Kind and type first: they pick the dead-letter subject and the rules.
-	kind, rej := stringField(env.kind, "kind", fallbackKind)
+	kind, rej := d.stringField(env[slotKind], "kind", fallbackKind)
 	if rej != nil {
 		return rej
 	}
@@ -122,7 +76,7 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 		return reject(UnknownKind, "unknown", "kind %q is not one of camera, traffic, environment, feedback", truncate(kind))
 	}
 	ev.Kind = d.str(kind)
-	typ, rej := stringField(env.typ, "type", ev.Kind)
+	typ, rej := d.stringField(env[slotType], "type", ev.Kind)
 	if rej != nil {
 		return rej
 	}
@@ -132,21 +86,21 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	}
 	ev.Type = d.str(typ)
 
-	id, rej := stringField(env.id, "id", ev.Kind)
+	id, rej := d.stringField(env[slotID], "id", ev.Kind)
 	if rej != nil {
 		return rej
 	}
 	if !validID(id) {
 		return reject(InvalidField, ev.Kind, "id %q must be 1-%d characters of [A-Za-z0-9._:-]", truncate(id), maxIDLen)
 	}
-	source, rej := stringField(env.source, "source", ev.Kind)
+	source, rej := d.stringField(env[slotSource], "source", ev.Kind)
 	if rej != nil {
 		return rej
 	}
 	if !validSlug(source, maxSourceLen, '_') {
 		return reject(InvalidField, ev.Kind, "source %q must be 1-%d characters of [a-z0-9_-]", truncate(source), maxSourceLen)
 	}
-	area, rej := stringField(env.area, "area", ev.Kind)
+	area, rej := d.stringField(env[slotArea], "area", ev.Kind)
 	if rej != nil {
 		return rej
 	}
@@ -156,7 +110,7 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	if !subj.ok || subj.kind != ev.Kind || subj.area != string(area) || subj.source != string(source) {
 		return reject(SubjectMismatch, ev.Kind, "subject %q does not match ioc.events.%s.%s.%s", truncate([]byte(subject)), ev.Kind, area, source)
 	}
-	timeBytes, rej := stringField(env.time, "time", ev.Kind)
+	timeBytes, rej := d.stringField(env[slotTime], "time", ev.Kind)
 	if rej != nil {
 		return rej
 	}
@@ -166,15 +120,15 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	}
 
 	ev.HasLocation, ev.Lat, ev.Lon = false, 0, 0
-	if env.location != nil {
-		if rej := decodeLocation(env.location, ev); rej != nil {
+	if doc.present[slotLocation] {
+		if rej := decodeLocation(env[slotLocation], doc.location, ev); rej != nil {
 			return rej
 		}
 	}
-	if rej := d.decodeMetrics(env.metrics, rule, ev); rej != nil {
+	if rej := d.decodeMetrics(doc, rule, ev); rej != nil {
 		return rej
 	}
-	if rej := d.decodeAttrs(env.attrs, ev); rej != nil {
+	if rej := d.decodeAttrs(doc, ev); rej != nil {
 		return rej
 	}
 	if timeMs > nowMs+d.maxFutureMs {
@@ -188,17 +142,24 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	return nil
 }
 
-func decodeLocation(v *fastjson.Value, ev *Event) *Rejection {
-	loc, err := v.Object()
-	if err != nil {
+func decodeLocation(v value, members []member, ev *Event) *Rejection {
+	if v.kind != kindObject {
 		return reject(InvalidField, ev.Kind, "location must be an object with lat and lon")
 	}
-	lat, lon := loc.Get("lat"), loc.Get("lon")
-	if lat == nil || lon == nil || lat.Type() != fastjson.TypeNumber || lon.Type() != fastjson.TypeNumber {
+	var lat, lon value
+	for _, m := range members {
+		switch string(m.name) {
+		case "lat":
+			lat = m.value
+		case "lon":
+			lon = m.value
+		}
+	}
+	if lat.kind != kindNumber || lon.kind != kindNumber {
 		return reject(InvalidField, ev.Kind, "location needs numeric lat and lon")
 	}
-	la, _ := lat.Float64()
-	lo, _ := lon.Float64()
+	la, _ := parseNumber(lat.raw)
+	lo, _ := parseNumber(lon.raw)
 	if !(la >= -90 && la <= 90) || !(lo >= -180 && lo <= 180) {
 		return reject(InvalidField, ev.Kind, "location %g,%g is outside lat [-90, 90], lon [-180, 180]", la, lo)
 	}
@@ -206,11 +167,12 @@ func decodeLocation(v *fastjson.Value, ev *Event) *Rejection {
 	return nil
 }
 
-func (d *Decoder) decodeMetrics(v *fastjson.Value, rule typeRule, ev *Event) *Rejection {
+func (d *Decoder) decodeMetrics(doc *document, rule typeRule, ev *Event) *Rejection {
 	ev.MetricNames, ev.MetricValues = ev.MetricNames[:0], ev.MetricValues[:0]
-	rej := visitEntries(v, "metrics", "name to number", maxMetrics, ev.Kind, func(key []byte, val *fastjson.Value) *Rejection {
-		return d.addMetric(key, val, ev)
-	})
+	rej := visitEntries(doc.present[slotMetrics], doc.fields[slotMetrics], doc.metrics, doc.nMetrics,
+		"metrics", "name to number", maxMetrics, ev.Kind, func(key []byte, val value) *Rejection {
+			return d.addMetric(key, val, ev)
+		})
 	if rej != nil {
 		return rej
 	}
@@ -234,17 +196,17 @@ func (d *Decoder) decodeMetrics(v *fastjson.Value, rule typeRule, ev *Event) *Re
 	return nil
 }
 
-func (d *Decoder) addMetric(key []byte, val *fastjson.Value, ev *Event) *Rejection {
+func (d *Decoder) addMetric(key []byte, val value, ev *Event) *Rejection {
 	if !validName(key) {
 		return reject(InvalidField, ev.Kind, "metric name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
 	}
 	if hasName(ev.MetricNames, string(key)) {
 		return reject(InvalidField, ev.Kind, "metric %q appears more than once", key)
 	}
-	if val.Type() != fastjson.TypeNumber {
-		return reject(InvalidField, ev.Kind, "metric %q must be a number, not %s", key, val.Type())
+	if val.kind != kindNumber {
+		return reject(InvalidField, ev.Kind, "metric %q must be a number, not %s", key, val.kind)
 	}
-	f, err := val.Float64()
+	f, err := parseNumber(val.raw)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return reject(InvalidField, ev.Kind, "metric %q is not a finite number", key)
 	}
@@ -261,25 +223,26 @@ func (d *Decoder) addMetric(key []byte, val *fastjson.Value, ev *Event) *Rejecti
 	return nil
 }
 
-func (d *Decoder) decodeAttrs(v *fastjson.Value, ev *Event) *Rejection {
+func (d *Decoder) decodeAttrs(doc *document, ev *Event) *Rejection {
 	ev.AttrKeys, ev.AttrValues = ev.AttrKeys[:0], ev.AttrValues[:0]
-	rej := visitEntries(v, "attrs", "name to string", maxAttrs, ev.Kind, func(key []byte, val *fastjson.Value) *Rejection {
-		switch {
-		case !validName(key):
-			return reject(InvalidField, ev.Kind, "attr name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
-		case hasName(ev.AttrKeys, string(key)):
-			return reject(InvalidField, ev.Kind, "attr %q appears more than once", key)
-		case val.Type() != fastjson.TypeString:
-			return reject(InvalidField, ev.Kind, "attr %q must be a string, not %s", key, val.Type())
-		}
-		s, _ := val.StringBytes()
-		if len(s) > maxAttrValue {
-			return reject(InvalidField, ev.Kind, "attr %q is %d bytes; at most %d are allowed", key, len(s), maxAttrValue)
-		}
-		ev.AttrKeys = append(ev.AttrKeys, d.str(key))
-		ev.AttrValues = append(ev.AttrValues, d.str(s))
-		return nil
-	})
+	rej := visitEntries(doc.present[slotAttrs], doc.fields[slotAttrs], doc.attrs, doc.nAttrs,
+		"attrs", "name to string", maxAttrs, ev.Kind, func(key []byte, val value) *Rejection {
+			switch {
+			case !validName(key):
+				return reject(InvalidField, ev.Kind, "attr name %q must match ^[A-Za-z][A-Za-z0-9_]{0,47}$", truncate(key))
+			case hasName(ev.AttrKeys, string(key)):
+				return reject(InvalidField, ev.Kind, "attr %q appears more than once", key)
+			case val.kind != kindString:
+				return reject(InvalidField, ev.Kind, "attr %q must be a string, not %s", key, val.kind)
+			}
+			s := d.text(val)
+			if len(s) > maxAttrValue {
+				return reject(InvalidField, ev.Kind, "attr %q is %d bytes; at most %d are allowed", key, len(s), maxAttrValue)
+			}
+			ev.AttrKeys = append(ev.AttrKeys, d.str(key))
+			ev.AttrValues = append(ev.AttrValues, d.str(s))
+			return nil
+		})
 	if rej != nil {
 		return rej
 	}
@@ -289,26 +252,25 @@ func (d *Decoder) decodeAttrs(v *fastjson.Value, ev *Event) *Rejection {
 	return nil
 }
 
-// visitEntries checks that v, if present, is an object of at most max
-// entries and calls fn on each until one is rejected.
-func visitEntries(v *fastjson.Value, field, shape string, max int, kind string, fn func(key []byte, val *fastjson.Value) *Rejection) *Rejection {
-	if v == nil {
+// visitEntries checks that a recorded object field, if present, has at
+// most max members and calls fn on each until one is rejected.
+func visitEntries(present bool, v value, members []member, count int, field, shape string, max int, kind string,
+	fn func(key []byte, val value) *Rejection) *Rejection {
+	if !present {
 		return nil
 	}
-	obj, err := v.Object()
-	if err != nil {
-		return reject(InvalidField, kind, "%s must be an object of %s, not %s", field, shape, v.Type())
+	if v.kind != kindObject {
+		return reject(InvalidField, kind, "%s must be an object of %s, not %s", field, shape, v.kind)
 	}
-	if obj.Len() > max {
-		return reject(InvalidField, kind, "%d %s; at most %d are allowed", obj.Len(), field, max)
+	if count > max {
+		return reject(InvalidField, kind, "%d %s; at most %d are allowed", count, field, max)
 	}
-	var rej *Rejection
-	obj.Visit(func(key []byte, val *fastjson.Value) {
-		if rej == nil {
-			rej = fn(key, val)
+	for _, m := range members {
+		if rej := fn(m.name, m.value); rej != nil {
+			return rej
 		}
-	})
-	return rej
+	}
+	return nil
 }
 
 // checkFeedback applies the attribute rules of Hue-S reports.
@@ -356,12 +318,29 @@ func (d *Decoder) str(b []byte) string {
 	return s
 }
 
-func stringField(v *fastjson.Value, name, kind string) ([]byte, *Rejection) {
-	if v.Type() != fastjson.TypeString {
-		return nil, reject(InvalidField, kind, "%s must be a string, not %s", name, v.Type())
+func (d *Decoder) stringField(v value, name, kind string) ([]byte, *Rejection) {
+	if v.kind != kindString {
+		return nil, reject(InvalidField, kind, "%s must be a string, not %s", name, v.kind)
 	}
-	b, _ := v.StringBytes()
-	return b, nil
+	return d.text(v), nil
+}
+
+// text returns a scanned string's content, unescaped when needed. The
+// result is valid until the next Decode.
+func (d *Decoder) text(v value) []byte {
+	if !v.esc {
+		return v.raw
+	}
+	start := len(d.strBuf)
+	d.strBuf = unescape(d.strBuf, v.raw)
+	return d.strBuf[start:len(d.strBuf):len(d.strBuf)]
+}
+
+// parseNumber converts a number the scanner has already checked; the only
+// possible error is a value beyond float64 (±Inf).
+func parseNumber(raw []byte) (float64, error) {
+	// The string does not outlive the call except inside an error we drop.
+	return strconv.ParseFloat(unsafe.String(unsafe.SliceData(raw), len(raw)), 64)
 }
 
 func reject(reason Reason, kind, format string, args ...any) *Rejection {
