@@ -9,6 +9,13 @@ type metricRange struct {
 	integer  bool
 }
 
+// knownMetric is a metric's range and its canonical string, shared by every
+// event that carries it.
+type knownMetric struct {
+	metricRange
+	name string
+}
+
 const unbounded = 1e300
 
 var metricRanges = map[string]metricRange{
@@ -29,10 +36,58 @@ var metricRanges = map[string]metricRange{
 	"resolutionMinutes": {0, unbounded, false},
 }
 
-// typeRule says what a type requires: all of allOf and at least one of anyOf.
+// typeRule says what a type requires: all of allOf and at least one of
+// anyOf. name is the type's canonical string.
 type typeRule struct {
 	allOf []string
 	anyOf []string
+	name  string
+}
+
+// kindSpec is a kind's canonical name and its types.
+type kindSpec struct {
+	name  string
+	types map[string]typeRule
+}
+
+// kinds is the catalog with canonical strings filled in, built once: a
+// lookup gives both the rule and the string to keep, so accepted events
+// share their kind, type and metric name strings without interning.
+var kinds = func() map[string]kindSpec {
+	out := make(map[string]kindSpec, len(types))
+	for k, ts := range types {
+		spec := kindSpec{name: k, types: make(map[string]typeRule, len(ts))}
+		for t, rule := range ts {
+			rule.name = t
+			spec.types[t] = rule
+		}
+		out[k] = spec
+	}
+	return out
+}()
+
+var knownMetrics = func() map[string]knownMetric {
+	out := make(map[string]knownMetric, len(metricRanges))
+	for name, r := range metricRanges {
+		out[name] = knownMetric{r, name}
+	}
+	return out
+}()
+
+// kindName returns the canonical string of a known kind without a map
+// lookup, for the subject's kind token.
+func kindName(s string) (string, bool) {
+	switch s {
+	case "camera":
+		return "camera", true
+	case "traffic":
+		return "traffic", true
+	case "environment":
+		return "environment", true
+	case "feedback":
+		return "feedback", true
+	}
+	return "", false
 }
 
 var (

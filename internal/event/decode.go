@@ -42,8 +42,8 @@ func NewDecoder(maxFutureMs int64) *Decoder {
 func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *Rejection {
 	subj := splitSubject(subject)
 	fallbackKind := "unknown"
-	if _, ok := types[subj.kind]; ok {
-		fallbackKind = d.str([]byte(subj.kind))
+	if k, ok := kindName(subj.kind); ok {
+		fallbackKind = k
 	}
 	if len(data) > MaxSize {
 		return reject(TooLarge, fallbackKind, "payload is %d bytes; the limit is %d", len(data), MaxSize)
@@ -71,20 +71,20 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	if rej != nil {
 		return rej
 	}
-	typeRules, ok := types[string(kind)]
+	spec, ok := kinds[string(kind)]
 	if !ok {
 		return reject(UnknownKind, "unknown", "kind %q is not one of camera, traffic, environment, feedback", truncate(kind))
 	}
-	ev.Kind = d.str(kind)
+	ev.Kind = spec.name
 	typ, rej := d.stringField(env[slotType], "type", ev.Kind)
 	if rej != nil {
 		return rej
 	}
-	rule, ok := typeRules[string(typ)]
+	rule, ok := spec.types[string(typ)]
 	if !ok {
 		return reject(UnknownType, ev.Kind, "type %q is not a known %s type", truncate(typ), ev.Kind)
 	}
-	ev.Type = d.str(typ)
+	ev.Type = rule.name
 
 	id, rej := d.stringField(env[slotID], "id", ev.Kind)
 	if rej != nil {
@@ -210,7 +210,9 @@ func (d *Decoder) addMetric(key []byte, val value, ev *Event) *Rejection {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return reject(InvalidField, ev.Kind, "metric %q is not a finite number", key)
 	}
-	if r, known := metricRanges[string(key)]; known {
+	name := ""
+	if r, known := knownMetrics[string(key)]; known {
+		name = r.name
 		if f < r.min || f > r.max {
 			return reject(MetricOutOfRange, ev.Kind, "metric %q = %g is outside its range [%g, %g]", key, f, r.min, r.max)
 		}
@@ -218,7 +220,10 @@ func (d *Decoder) addMetric(key []byte, val value, ev *Event) *Rejection {
 			return reject(MetricOutOfRange, ev.Kind, "metric %q = %g must be a whole number", key, f)
 		}
 	}
-	ev.MetricNames = append(ev.MetricNames, d.str(key))
+	if name == "" {
+		name = d.str(key)
+	}
+	ev.MetricNames = append(ev.MetricNames, name)
 	ev.MetricValues = append(ev.MetricValues, f)
 	return nil
 }

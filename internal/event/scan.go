@@ -331,39 +331,47 @@ func (s *scanner) literal(word string) error {
 	return nil
 }
 
-// str scans a string at s.i and returns the bytes between the quotes.
+// str scans a string at s.i and returns the bytes between the quotes. It
+// works on locals: this loop runs for every byte of every payload.
 func (s *scanner) str() (raw []byte, esc bool, err error) {
-	s.i++ // opening quote
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	b := s.b
+	i := s.i + 1 // past the opening quote
+	start := i
+	for i < len(b) {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
-			raw = s.b[start:s.i]
-			s.i++
-			return raw, esc, nil
+			s.i = i + 1
+			return b[start:i], esc, nil
 		case c == '\\':
 			esc = true
-			if s.i+1 >= len(s.b) {
+			if i+1 >= len(b) {
+				s.i = i
 				return nil, false, s.fail("unterminated escape")
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				if s.i+6 > len(s.b) || !isHex4(s.b[s.i+2:s.i+6]) {
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+					s.i = i
 					return nil, false, s.fail("\\u must be followed by four hex digits")
 				}
-				s.i += 6
+				i += 6
 			default:
-				return nil, false, s.fail("invalid escape \\%c", s.b[s.i+1])
+				s.i = i
+				return nil, false, s.fail("invalid escape \\%c", b[i+1])
 			}
-		case c < 0x20:
-			return nil, false, s.fail("control character 0x%02x inside a string", c)
 		default:
-			s.i++
+			s.i = i
+			return nil, false, s.fail("control character 0x%02x inside a string", c)
 		}
 	}
+	s.i = i
 	return nil, false, s.fail("unterminated string")
 }
 
@@ -400,23 +408,21 @@ func (s *scanner) number() ([]byte, error) {
 }
 
 func (s *scanner) digits() int {
-	n := 0
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-		n++
+	b, i := s.b, s.i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
 	}
+	n := i - s.i
+	s.i = i
 	return n
 }
 
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+	b, i := s.b, s.i
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 func isHex4(b []byte) bool {
