@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-integration bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -48,7 +48,12 @@ test-integration: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
 		$(GO) test -count=1 -tags integration -timeout 15m -v ./test/integration/
 
-test: vet test-unit test-integration
+# A short fuzz of the decoder: no payload may panic it, and its JSON
+# verdict must match encoding/json's.
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s ./internal/event/
+
+test: vet test-unit test-fuzz test-integration
 
 bench: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \
