@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/store"
+	"github.com/iocstream/iocstream/internal/window"
+)
+
+// A fake JetStream consumer that behaves like the server where it matters
+// here: deliveries carry increasing consumer sequences, a cumulative ack
+// moves the ack floor, and Reset redelivers everything after the floor.
+type fakeConsumer struct {
+	mu       sync.Mutex
+	payloads [][]byte // stream seq i+1
+	floor    uint64
+	cseq     uint64
+	resets   int
+	lose     map[uint64]bool // stream seqs whose first delivery is lost
+	lost     map[uint64]bool
+}
+
+func (c *fakeConsumer) Reset(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resets++
+	return nil
+}
+
+func (c *fakeConsumer) Messages() (jetstream.MessagesContext, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &fakeIter{c: c, next: c.floor + 1}, nil
+}
+
+func (c *fakeConsumer) ack(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq > c.floor {
+		c.floor = seq
+	}
+}
+
+type fakeIter struct {
+	c       *fakeConsumer
+	next    uint64
+	stopped bool
+}
+
+func (it *fakeIter) Next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+	c := it.c
+	c.mu.Lock()
+	if it.stopped {
+		c.mu.Unlock()
+		return nil, jetstream.ErrMsgIteratorClosed
+	}
+	for it.next <= uint64(len(c.payloads)) {
+		seq := it.next
+		it.next++
+		c.cseq++
+		if c.lose[seq] && !c.lost[seq] {
+			c.lost[seq] = true // delivered into the void: the consumer sequence moves on
+			continue
+		}
+		m := &fakeMsg{c: c, seq: seq, data: c.payloads[seq-1],
+			reply: fmt.Sprintf("$JS.ACK.IOC_EVENTS.iocd.1.%d.%d.0.%d", seq, c.cseq, uint64(len(c.payloads))-seq)}
+		c.mu.Unlock()
+		return m, nil
+	}
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	return nil, nats.ErrTimeout
+}
+
+func (it *fakeIter) Stop()  { it.stopped = true }
+func (it *fakeIter) Drain() { it.stopped = true }
+
+type fakeMsg struct {
+	c     *fakeConsumer
+	seq   uint64
+	data  []byte
+	reply string
+}
+
+func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) { return nil, nil }
+func (m *fakeMsg) Data() []byte                              { return m.data }
+func (m *fakeMsg) Headers() nats.Header                      { return nil }
+func (m *fakeMsg) Subject() string                           { return "ioc.events.environment.kim-long.wl-kim-long" }
+func (m *fakeMsg) Reply() string                             { return m.reply }
+func (m *fakeMsg) Ack() error                                { m.c.ack(m.seq); return nil }
+func (m *fakeMsg) DoubleAck(context.Context) error           { m.c.ack(m.seq); return nil }
+func (m *fakeMsg) Nak() error                                { return nil }
+func (m *fakeMsg) NakWithDelay(time.Duration) error          { return nil }
+func (m *fakeMsg) InProgress() error                         { return nil }
+func (m *fakeMsg) Term() error                               { return nil }
+func (m *fakeMsg) TermWithReason(string) error               { return nil }
+
+type fakeSink struct {
+	mu     sync.Mutex
+	events int
+}
+
+func (s *fakeSink) InsertEvents(_ context.Context, rows *store.EventRows) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events += rows.Len()
+	return nil
+}
+func (s *fakeSink) InsertRejected(context.Context, []store.Rejected) error { return nil }
+func (s *fakeSink) InsertWindows(context.Context, []window.Row) error      { return nil }
+func (s *fakeSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events
+}
+
+// TestLostDeliveryIsNotAckedUnseen: when a delivery is lost, the pipeline
+// must not let a cumulative ack cover it; it acks what it has, resets, and
+// processes the lost message when it comes again.
+func TestLostDeliveryIsNotAckedUnseen(t *testing.T) {
+	const n = 50
+	cons := &fakeConsumer{lose: map[uint64]bool{20: true}, lost: map[uint64]bool{}}
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	for i := 1; i <= n; i++ {
+		tm := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano)
+		cons.payloads = append(cons.payloads, []byte(fmt.Sprintf(
+			`{"id":"e-%d","kind":"environment","type":"water_level","source":"wl-kim-long","area":"kim-long","time":%q,"metrics":{"height":1.5}}`, i, tm)))
+	}
+	win, err := window.New(window.Config{Sizes: []time.Duration{time.Minute}, AllowedLateness: 2 * time.Minute,
+		IdleTimeout: time.Minute, CorrectionHorizon: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &fakeSink{}
+	p := New(Config{BatchSize: 8, FlushInterval: 50 * time.Millisecond, EarlyInterval: time.Second,
+		MaxFutureSkew: 5 * time.Minute, ShutdownTimeout: 5 * time.Second}, win, sink, nil, metrics.New(), zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, cons) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.count() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := sink.count(); got != n {
+		t.Fatalf("%d events written, want %d", got, n)
+	}
+	if !cons.lost[20] {
+		t.Fatal("the test did not lose a delivery")
+	}
+	if cons.resets != 2 {
+		t.Fatalf("%d resets, want 2 (start-up and the gap)", cons.resets)
+	}
+	if cons.floor != n {
+		t.Fatalf("ack floor %d, want %d", cons.floor, n)
+	}
+}
