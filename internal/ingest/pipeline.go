@@ -136,6 +136,7 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	var due deadline
 	due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
 	defer due.stop()
+	var fatal error
 	for ctx.Err() == nil {
 		msg, err := src.Next(jetstream.NextContext(due.ctx))
 		now := p.now()
@@ -154,7 +155,10 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 			}
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			p.log.Warn().Err(err).Msg("message iterator closed")
+			// The connection or the consumer is gone for good: drain what
+			// is held and stop with an error, so a supervisor restarts us
+			// and start-up recreates the consumer.
+			fatal = fmt.Errorf("ingest: delivery from IOC_EVENTS ended: %w", err)
 			ctx = cancelled()
 		default:
 			p.log.Warn().Err(err).Msg("fetching from IOC_EVENTS")
@@ -172,7 +176,7 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	if err := <-flushed; err != nil {
 		return fmt.Errorf("ingest: drain: %w", err)
 	}
-	return nil
+	return fatal
 }
 
 // deadline is a context that ends when the current batch is due.
