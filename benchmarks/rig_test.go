@@ -391,19 +391,9 @@ func (r *rig) verify(accepted, rejected int) {
 }
 
 // waitFor polls cond until it returns true or the timeout passes.
-func waitFor(b *testing.B, timeout time.Duration, what string, cond func() (bool, string)) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Fatalf("timed out after %s waiting for %s (last state: %s)", timeout, what, last)
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
+	testenv.WaitFor(tb, timeout, 100*time.Millisecond, what, cond)
 }
 
 // outDir returns the directory named by env, created, with a relative path

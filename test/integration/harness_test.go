@@ -196,17 +196,7 @@ func connectJS(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 }
 
 // waitFor polls cond until it returns true or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last state: %s)", timeout, what, last)
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
+	testenv.WaitFor(tb, timeout, 250*time.Millisecond, what, cond)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Bin returns the binary named by the environment variable env (absolute, or
@@ -73,4 +74,21 @@ func ClickHouseAddr() string {
 		return a
 	}
 	return "127.0.0.1:9000"
+}
+
+// WaitFor polls cond every interval until it returns true, or fails the
+// test after timeout with the last state cond described.
+func WaitFor(tb testing.TB, timeout, interval time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(interval)
+	}
+	tb.Fatalf("timed out after %s waiting for %s (last state: %s)", timeout, what, last)
 }
