@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/iocstream/iocstream/internal/event"
 	"github.com/iocstream/iocstream/internal/window"
 )
@@ -187,9 +189,24 @@ func (s *Store) InsertRejected(ctx context.Context, rows []Rejected) error {
 }
 
 func (s *Store) insertColumns(ctx context.Context, table, insert string, columns []any) error {
-	batch, err := s.conn.PrepareBatch(ctx, insert)
-	if err != nil {
-		return fmt.Errorf("store: prepare insert into %s: %w", table, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// One batch per table lives across inserts: each Flush is a complete
+	// INSERT (WithCloseOnFlush) and the block keeps its column buffers, so
+	// a steady stream of batches stops re-growing them from empty.
+	batch := s.batches[table]
+	if batch == nil {
+		var err error
+		batch, err = s.conn.PrepareBatch(context.WithoutCancel(ctx), insert, driver.WithCloseOnFlush())
+		if err != nil {
+			return fmt.Errorf("store: prepare insert into %s: %w", table, err)
+		}
+		s.batches[table] = batch
+	}
+	// After any failure the block's state is unknown: start afresh.
+	discard := func() {
+		_ = batch.Abort()
+		delete(s.batches, table)
 	}
 	for i, col := range columns {
 		var err error
@@ -207,11 +224,12 @@ func (s *Store) insertColumns(ctx context.Context, table, insert string, columns
 			err = c.Append(col)
 		}
 		if err != nil {
-			_ = batch.Abort()
+			discard()
 			return fmt.Errorf("store: insert into %s, column %d: %w", table, i, err)
 		}
 	}
-	if err := batch.Send(); err != nil {
+	if err := batch.Flush(); err != nil {
+		discard()
 		return fmt.Errorf("store: insert into %s: %w", table, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -31,6 +32,8 @@ type Store struct {
 	conn     driver.Conn
 	database string
 	version  versionClock
+	mu       sync.Mutex
+	batches  map[string]driver.Batch // long-lived insert batches by table
 }
 
 // Open connects, creating the database if it does not exist yet.
@@ -53,7 +56,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{conn: conn, database: cfg.Database}, nil
+	return &Store{conn: conn, database: cfg.Database, batches: map[string]driver.Batch{}}, nil
 }
 
 func dial(cfg Config, database string) (driver.Conn, error) {
@@ -100,7 +103,15 @@ func (s *Store) ServerVersion(ctx context.Context) (string, error) {
 }
 
 // Close releases the connections.
-func (s *Store) Close() error { return s.conn.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for table, b := range s.batches {
+		_ = b.Abort()
+		delete(s.batches, table)
+	}
+	s.mu.Unlock()
+	return s.conn.Close()
+}
 
 func validIdentifier(s string) bool {
 	for i, c := range s {
