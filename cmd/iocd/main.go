@@ -3,6 +3,7 @@
 //
 //	iocd [run] [--config FILE]   run the pipeline (the default)
 //	iocd migrate [--config FILE] apply schemas/clickhouse migrations
+//	iocd rules check FILE        validate a rules file, every problem with its line
 //	iocd version                 print the version
 package main
 
@@ -37,6 +38,8 @@ func run(args []string) int {
 	case "version":
 		fmt.Println("iocd", buildVersion())
 		return 0
+	case "rules":
+		return rulesCommand(args, os.Stdout, os.Stderr)
 	case "run", "migrate":
 	case "help":
 		usage()
@@ -80,6 +83,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   iocd [run] [--config FILE]    run the pipeline (default)
   iocd migrate [--config FILE]  apply the ClickHouse migrations and exit
+  iocd rules check FILE         validate a rules file (exit 1 with every problem and its line)
   iocd version                  print the version
 Every setting can also be given as an IOC_* environment variable; see README.md.
 `)
