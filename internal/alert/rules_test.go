@@ -2,6 +2,7 @@ package alert
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,41 @@ func TestParseRulesErrors(t *testing.T) {
 				t.Errorf("%d errors, want %d:\n%s", len(errs), len(tt.want), got)
 			}
 		})
+	}
+}
+
+// The shipped Huế pack must parse, and its river ladders must be the
+// alarm levels of Decision 05/2020/QĐ-TTg.
+func TestHueRulePack(t *testing.T) {
+	data, err := os.ReadFile("../../deployments/rules/hue.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := ParseRules(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Rule{}
+	kinds := map[string]int{}
+	for _, r := range rules {
+		byName[r.Name] = r
+		kinds[r.Kind]++
+	}
+	if kinds[KindThreshold] == 0 || kinds[KindEvent] == 0 || kinds[KindAbsence] == 0 {
+		t.Fatalf("every rule kind should be used: %v", kinds)
+	}
+	for name, want := range map[string][]float64{"river_level_kim_long": {1.0, 2.0, 3.5}, "river_level_phu_oc": {1.5, 3.0, 4.5}} {
+		r := byName[name]
+		if len(r.Threshold.Levels) != 3 {
+			t.Fatalf("%s: %+v", name, r.Threshold.Levels)
+		}
+		for i, l := range r.Threshold.Levels {
+			if l.Threshold != want[i] || l.Severity != []Severity{Info, Warning, Critical}[i] {
+				t.Errorf("%s level %d: %+v", name, i+1, l)
+			}
+		}
+	}
+	if fire := byName["camera_fire_smoke"]; fire.Severity != Critical || fire.When[0].Value != "0.8" {
+		t.Errorf("fire rule %+v", fire)
 	}
 }
