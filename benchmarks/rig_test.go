@@ -20,12 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iocstream/iocstream/test/testenv"
-
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // process is a child process whose output goes to a log file.

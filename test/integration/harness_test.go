@@ -22,12 +22,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iocstream/iocstream/test/testenv"
-
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // natsServer is a nats-server process with JetStream on a fixed port and
