@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			}
 			return nil
 		}},
-	}, cfg.Pprof, log)
+	}, nil, cfg.Pprof, log)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type Rule struct {
 	Summary     string
 	Category    string
 	SubCategory string
+	Labels      map[string]string
 	Match       Match
 	GroupBy     []string
 	Line        int // where the rule starts in the file
@@ -93,31 +94,33 @@ func (e Errors) Error() string {
 
 // ruleDoc is the YAML shape of one rule.
 type ruleDoc struct {
-	Name         string     `yaml:"name"`
-	Kind         string     `yaml:"kind"`
-	Summary      string     `yaml:"summary"`
-	Category     string     `yaml:"category"`
-	SubCategory  string     `yaml:"subCategory"`
-	Match        matchDoc   `yaml:"match"`
-	GroupBy      []string   `yaml:"group_by"`
-	Window       string     `yaml:"window"`
-	Agg          string     `yaml:"agg"`
-	Op           string     `yaml:"op"`
-	Threshold    *float64   `yaml:"threshold"`
-	Levels       []levelDoc `yaml:"levels"`
-	Clear        *float64   `yaml:"clear"`
-	For          string     `yaml:"for"`
-	Early        bool       `yaml:"early"`
-	ActiveHours  string     `yaml:"active_hours"`
-	When         []string   `yaml:"when"`
-	Severity     string     `yaml:"severity"`
-	ResolveAfter string     `yaml:"resolve_after"`
-	After        string     `yaml:"after"`
+	Name         string            `yaml:"name"`
+	Kind         string            `yaml:"kind"`
+	Summary      string            `yaml:"summary"`
+	Category     string            `yaml:"category"`
+	SubCategory  string            `yaml:"subCategory"`
+	Labels       map[string]string `yaml:"labels"`
+	Match        matchDoc          `yaml:"match"`
+	GroupBy      []string          `yaml:"group_by"`
+	Window       string            `yaml:"window"`
+	Agg          string            `yaml:"agg"`
+	Op           string            `yaml:"op"`
+	Threshold    *float64          `yaml:"threshold"`
+	Levels       []levelDoc        `yaml:"levels"`
+	Clear        *float64          `yaml:"clear"`
+	For          string            `yaml:"for"`
+	Early        bool              `yaml:"early"`
+	ActiveHours  string            `yaml:"active_hours"`
+	When         []string          `yaml:"when"`
+	Severity     string            `yaml:"severity"`
+	ResolveAfter string            `yaml:"resolve_after"`
+	After        string            `yaml:"after"`
 }
 
 type levelDoc struct {
 	Threshold *float64 `yaml:"threshold"`
 	Severity  string   `yaml:"severity"`
+	Name      string   `yaml:"name"`
 }
 
 // matchDoc accepts a single string or a list for each selector.
@@ -215,7 +218,7 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 		return Rule{}, Errors{{yamlLine(err), yamlMsg(err)}}
 	}
 	r := Rule{Name: d.Name, Kind: d.Kind, Summary: d.Summary, Category: d.Category, SubCategory: d.SubCategory,
-		GroupBy: d.GroupBy, Line: n.Line, Early: d.Early,
+		Labels: d.Labels, GroupBy: d.GroupBy, Line: n.Line, Early: d.Early,
 		Match: Match{Kind: d.Match.Kind, Type: d.Match.Type, Metric: d.Match.Metric, Area: d.Match.Area, Source: d.Match.Source}}
 	if !ruleName.MatchString(d.Name) {
 		add("name", "name %q must be 1-64 characters of [a-z0-9_], starting with a letter", d.Name)
@@ -267,14 +270,14 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 		case d.Threshold != nil && len(d.Levels) > 0:
 			add("levels", "give either threshold with severity, or levels, not both")
 		case d.Threshold != nil:
-			r.Threshold.Levels = []Level{{*d.Threshold, severity("severity", d.Severity)}}
+			r.Threshold.Levels = []Level{{Threshold: *d.Threshold, Severity: severity("severity", d.Severity)}}
 		case len(d.Levels) > 0:
 			for _, l := range d.Levels {
 				if l.Threshold == nil {
 					add("levels", "every level needs a threshold")
 					continue
 				}
-				r.Threshold.Levels = append(r.Threshold.Levels, Level{*l.Threshold, severity("levels", l.Severity)})
+				r.Threshold.Levels = append(r.Threshold.Levels, Level{Threshold: *l.Threshold, Severity: severity("levels", l.Severity), Name: l.Name})
 			}
 		default:
 			add("threshold", "a threshold rule needs threshold and severity, or levels")
@@ -283,6 +286,10 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 			if err := r.Threshold.Validate(); err != nil {
 				add("op", "%v", err)
 			}
+		}
+		if r.Early && !monotone(r.Agg, r.Threshold.Op) {
+			add("early", "early: true needs an aggregate a partial pane can only push further past the threshold "+
+				"(max, sum or count with > or >=; min with < or <=), so a partial result never fires an alert the final pane would not")
 		}
 		if d.ActiveHours != "" {
 			h, err := parseHours(d.ActiveHours)
@@ -309,6 +316,18 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 		add("kind", "kind %q must be threshold, event or absence", d.Kind)
 	}
 	return r, errs
+}
+
+// monotone reports whether adding events to a pane can only move agg in
+// the direction op alerts on.
+func monotone(agg string, op Op) bool {
+	switch agg {
+	case "max", "sum", "count":
+		return op.rising()
+	case "min":
+		return !op.rising()
+	}
+	return false
 }
 
 // decodeStrict decodes a node, rejecting unknown keys.

@@ -55,6 +55,7 @@ func (op Op) rising() bool { return op == Greater || op == GreaterEqual }
 type Level struct {
 	Threshold float64
 	Severity  Severity
+	Name      string // for summaries, e.g. "báo động 2"; empty = the severity
 }
 
 // Threshold is what a threshold rule asks of its evaluated value.
@@ -183,12 +184,19 @@ func (tr *Tracker) State() State { return tr.state }
 // Observe feeds one evaluation at time now and returns the transition it
 // causes, if any: firing after For, a severity change of the same alert,
 // or resolved once the value clears.
-func (tr *Tracker) Observe(now time.Time, value float64, th Threshold) (Transition, bool) {
+//
+// mayLower is false for an evaluation over a partial (early) pane: it may
+// start a pending timer, fire or escalate, but only a final pane may
+// de-escalate, resolve or reset a pending timer, so an intermediate result
+// never undoes anything.
+func (tr *Tracker) Observe(now time.Time, value float64, th Threshold, mayLower bool) (Transition, bool) {
 	reached := th.level(value)
 	switch tr.state {
 	case Inactive, Pending:
 		if reached < 0 {
-			tr.state = Inactive
+			if mayLower {
+				tr.state = Inactive
+			}
 			return Transition{}, false
 		}
 		if tr.state == Inactive {
@@ -197,26 +205,21 @@ func (tr *Tracker) Observe(now time.Time, value float64, th Threshold) (Transiti
 		if now.Sub(tr.since) < th.For {
 			return Transition{}, false
 		}
-		tr.state, tr.level, tr.seq, tr.startsAt = Firing, reached, 1, now
-		tr.id = alertID(tr.Fingerprint, now)
-		return tr.transition(now, StatusFiring, value, th), true
+		return tr.fire(now, reached, value, th), true
 	}
 	// Firing: escalate at once; step down or resolve only past the margin.
 	next := tr.level
 	switch {
 	case reached > tr.level:
 		next = reached
+	case !mayLower:
 	default:
 		for next >= 0 && !th.holdsWithMargin(value, next) {
 			next--
 		}
 	}
 	if next < 0 {
-		tr.seq++
-		tr.state = Inactive
-		t := tr.transition(now, StatusResolved, value, th)
-		t.EndsAt = now
-		return t, true
+		return tr.resolve(now, value, th), true
 	}
 	if next == tr.level {
 		return Transition{}, false
@@ -224,6 +227,28 @@ func (tr *Tracker) Observe(now time.Time, value float64, th Threshold) (Transiti
 	tr.level = next
 	tr.seq++
 	return tr.transition(now, StatusFiring, value, th), true
+}
+
+// fire opens a new episode at level.
+func (tr *Tracker) fire(now time.Time, level int, value float64, th Threshold) Transition {
+	tr.state, tr.level, tr.seq, tr.startsAt = Firing, level, 1, now
+	tr.id = alertID(tr.Fingerprint, now)
+	return tr.transition(now, StatusFiring, value, th)
+}
+
+// resolve ends the firing episode.
+func (tr *Tracker) resolve(now time.Time, value float64, th Threshold) Transition {
+	tr.seq++
+	tr.state = Inactive
+	t := tr.transition(now, StatusResolved, value, th)
+	t.EndsAt = now
+	return t
+}
+
+// restoreFiring makes the tracker continue an episode read back from
+// IOC_ALERTS after a restart.
+func (tr *Tracker) restoreFiring(id string, seq, level int, startsAt time.Time) {
+	tr.state, tr.id, tr.seq, tr.level, tr.startsAt = Firing, id, seq, level, startsAt
 }
 
 func (tr *Tracker) transition(now time.Time, status Status, value float64, th Threshold) Transition {

@@ -14,7 +14,7 @@ func clearAt(v float64) *float64 { return &v }
 // Kim Long ladder: BĐ1 1.0 info, BĐ2 2.0 warning, BĐ3 3.5 critical.
 func kimLong(clear *float64, hold time.Duration) Threshold {
 	return Threshold{Op: GreaterEqual, Clear: clear, For: hold,
-		Levels: []Level{{1.0, Info}, {2.0, Warning}, {3.5, Critical}}}
+		Levels: []Level{{Threshold: 1.0, Severity: Info}, {Threshold: 2.0, Severity: Warning}, {Threshold: 3.5, Severity: Critical}}}
 }
 
 // run feeds values one minute apart and renders the transitions.
@@ -22,7 +22,7 @@ func run(th Threshold, values ...float64) []string {
 	tr := &Tracker{Fingerprint: "river_flood/kim-long"}
 	var out []string
 	for i, v := range values {
-		if t, ok := tr.Observe(t0.Add(time.Duration(i)*time.Minute), v, th); ok {
+		if t, ok := tr.Observe(t0.Add(time.Duration(i)*time.Minute), v, th, true); ok {
 			out = append(out, fmt.Sprintf("%d:%s/%s#%d", i, t.Status, t.Severity, t.Seq))
 		}
 	}
@@ -50,7 +50,7 @@ func TestTrackerTransitions(t *testing.T) {
 			"0:firing/info#1 1:resolved/info#2 2:firing/info#1 3:resolved/info#2"},
 		{"flapping input with clear holds one alert", kimLong(clearAt(0.9), 0), []float64{1.01, 0.99, 1.01, 0.99, 1.02},
 			"0:firing/info#1"},
-		{"falling rule (speed <= 16)", Threshold{Op: LessEqual, Levels: []Level{{16, Warning}, {8, Critical}}, Clear: clearAt(20)},
+		{"falling rule (speed <= 16)", Threshold{Op: LessEqual, Levels: []Level{{Threshold: 16, Severity: Warning}, {Threshold: 8, Severity: Critical}}, Clear: clearAt(20)},
 			[]float64{30, 15, 7, 12, 19, 21}, "1:firing/warning#1 2:firing/critical#2 3:firing/warning#3 5:resolved/warning#4"},
 	}
 	for _, tt := range tests {
@@ -68,10 +68,10 @@ func TestTrackerTransitions(t *testing.T) {
 func TestEpisodeIDs(t *testing.T) {
 	th := kimLong(nil, 0)
 	tr := &Tracker{Fingerprint: "fp"}
-	a, _ := tr.Observe(t0, 1.5, th)
-	b, _ := tr.Observe(t0.Add(time.Minute), 2.5, th)
-	c, _ := tr.Observe(t0.Add(2*time.Minute), 0.5, th)
-	d, _ := tr.Observe(t0.Add(3*time.Minute), 1.5, th)
+	a, _ := tr.Observe(t0, 1.5, th, true)
+	b, _ := tr.Observe(t0.Add(time.Minute), 2.5, th, true)
+	c, _ := tr.Observe(t0.Add(2*time.Minute), 0.5, th, true)
+	d, _ := tr.Observe(t0.Add(3*time.Minute), 1.5, th, true)
 	if a.ID == "" || a.ID != b.ID || b.ID != c.ID {
 		t.Fatalf("one episode, one id: %s %s %s", a.ID, b.ID, c.ID)
 	}
@@ -82,7 +82,7 @@ func TestEpisodeIDs(t *testing.T) {
 		t.Fatalf("startsAt/endsAt: %+v %+v", b, c)
 	}
 	again := (&Tracker{Fingerprint: "fp"})
-	e, _ := again.Observe(t0, 1.5, th)
+	e, _ := again.Observe(t0, 1.5, th, true)
 	if e.ID != a.ID {
 		t.Fatal("the id must be a function of fingerprint and start, so a rebuild names the same episode")
 	}
@@ -94,11 +94,11 @@ func TestThresholdValidate(t *testing.T) {
 		th   Threshold
 		want string
 	}{
-		{"bad op", Threshold{Op: "=>", Levels: []Level{{1, Info}}}, "op"},
+		{"bad op", Threshold{Op: "=>", Levels: []Level{{Threshold: 1, Severity: Info}}}, "op"},
 		{"no levels", Threshold{Op: Greater}, "at least one level"},
-		{"ladder out of order", Threshold{Op: Greater, Levels: []Level{{2, Info}, {1, Warning}}}, "beyond"},
-		{"falling ladder out of order", Threshold{Op: Less, Levels: []Level{{10, Info}, {20, Warning}}}, "beyond"},
-		{"clear on the wrong side", Threshold{Op: Greater, Levels: []Level{{2, Info}}, Clear: clearAt(3)}, "safe side"},
+		{"ladder out of order", Threshold{Op: Greater, Levels: []Level{{Threshold: 2, Severity: Info}, {Threshold: 1, Severity: Warning}}}, "beyond"},
+		{"falling ladder out of order", Threshold{Op: Less, Levels: []Level{{Threshold: 10, Severity: Info}, {Threshold: 20, Severity: Warning}}}, "beyond"},
+		{"clear on the wrong side", Threshold{Op: Greater, Levels: []Level{{Threshold: 2, Severity: Info}}, Clear: clearAt(3)}, "safe side"},
 	}
 	for _, tt := range tests {
 		if err := tt.th.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -1,5 +1,5 @@
-// Package httpapi serves iocd's HTTP endpoints: /metrics, /healthz and
-// /readyz (the alert API joins them later).
+// Package httpapi serves iocd's HTTP endpoints: /metrics, /healthz,
+// /readyz and the alert API (/api/v1/alerts and its SSE stream).
 package httpapi
 
 import (
@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,13 +29,30 @@ type Server struct {
 	srv *http.Server
 	ln  net.Listener
 	log zerolog.Logger
+
+	alerts Alerts
+	// keepalive is how often an idle SSE stream gets a comment line, so
+	// proxies and clients do not time it out. A field so tests can shorten it.
+	keepalive time.Duration
+	// done is closed when Shutdown starts: http.Server.Shutdown waits for
+	// handlers but does not cancel their contexts, so streams watch this.
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // New listens on addr now, so a busy port fails start-up with a clear error.
-func New(addr string, reg *prometheus.Registry, checks []Check, pprof bool, log zerolog.Logger) (*Server, error) {
+// alerts may be nil: the alert endpoints are then not served.
+func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, pprof bool, log zerolog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: listen on IOC_HTTP_ADDR %s: %w", addr, err)
+	}
+	s := &Server{
+		ln:        ln,
+		log:       log,
+		alerts:    alerts,
+		keepalive: 15 * time.Second,
+		done:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -61,11 +79,14 @@ func New(addr string, reg *prometheus.Registry, checks []Check, pprof bool, log 
 		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
 	}
-	return &Server{
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		ln:  ln,
-		log: log,
-	}, nil
+	if alerts != nil {
+		mux.HandleFunc("GET /api/v1/alerts", s.listAlerts)
+		mux.HandleFunc("GET /api/v1/alerts/stream", s.streamAlerts)
+	}
+	// No WriteTimeout: it would cut the SSE streams, which bound each
+	// write themselves.
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
 }
 
 // Addr is the address actually listened on (useful with port 0).
@@ -78,8 +99,15 @@ func (s *Server) Serve() {
 	}
 }
 
-// Shutdown stops accepting requests and waits for running ones.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops accepting requests and waits for running ones; alert
+// streams are told to end first, or it would wait for them until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.doneOnce.Do(func() { close(s.done) })
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("httpapi: shutdown: %w", err)
+	}
+	return nil
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

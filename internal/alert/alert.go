@@ -1,0 +1,66 @@
+package alert
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Alert is one transition of an alert, in the JSON shape of CONTRACT.md
+// section 6: what is published on ioc.alerts.<severity>.<kind>.<area>,
+// written to the alerts table and served by the HTTP API.
+type Alert struct {
+	ID          string            `json:"id"`
+	Fingerprint string            `json:"fingerprint"`
+	Rule        string            `json:"rule"`
+	Status      Status            `json:"status"`
+	Severity    Severity          `json:"severity"`
+	Category    string            `json:"category,omitempty"`
+	SubCategory string            `json:"subCategory,omitempty"`
+	Kind        string            `json:"kind"`
+	Type        string            `json:"type"`
+	Metric      string            `json:"metric"`
+	Area        string            `json:"area"`
+	Source      string            `json:"source"`
+	Value       float64           `json:"value"`
+	Threshold   float64           `json:"threshold"`
+	Op          string            `json:"op"`
+	Agg         string            `json:"agg"`
+	Window      string            `json:"window"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      *time.Time        `json:"endsAt"`
+	UpdatedAt   time.Time         `json:"updatedAt"`
+	Summary     string            `json:"summary"`
+	Labels      map[string]string `json:"labels"`
+
+	// Seq numbers the transitions of one id from 1; it travels in the
+	// Nats-Msg-Id header (<id>:<seq>), not in the JSON.
+	Seq int `json:"-"`
+	// EvalTime is the event time the transition was decided at (a pane
+	// end, an event's time, the engine clock). A rebuilt engine skips
+	// evaluations older than it, so a replay after a restart does not
+	// repeat or undo a transition. It travels in the Ioc-Eval-Time header.
+	EvalTime time.Time `json:"-"`
+}
+
+// MsgID is the Nats-Msg-Id of the transition: JetStream drops a
+// republication of the same transition after a crash.
+func (a *Alert) MsgID() string { return a.ID + ":" + strconv.Itoa(a.Seq) }
+
+// Subject is where the transition is published.
+func (a *Alert) Subject() string {
+	return "ioc.alerts." + string(a.Severity) + "." + token(a.Kind) + "." + token(a.Area)
+}
+
+// token keeps a subject token valid when a field is empty (a rule grouped
+// over several areas has no single area).
+func token(s string) string {
+	if s == "" {
+		return "all"
+	}
+	return s
+}
+
+// JSON encodes the alert as published. It fails only on a non-finite
+// value, which the engine never produces.
+func (a *Alert) JSON() ([]byte, error) { return json.Marshal(a) }

@@ -1,0 +1,433 @@
+package alert
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/window"
+)
+
+// base is a whole hour in UTC (17:00 in Huế).
+var base = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func mustRules(t *testing.T, yaml string) []Rule {
+	t.Helper()
+	rules, err := ParseRules([]byte("rules:\n" + yaml))
+	if err != nil {
+		t.Fatalf("rules: %v", err)
+	}
+	return rules
+}
+
+// wall is a settable wall clock.
+type wall struct{ t time.Time }
+
+func (w *wall) now() time.Time { return w.t }
+
+func newEngine(t *testing.T, yaml string) (*Engine, *wall) {
+	w := &wall{base}
+	return NewEngine(EngineConfig{Now: w.now}, mustRules(t, yaml)), w
+}
+
+// paneRow is a 1-minute pane of source at minute m after base with one
+// value (count 1).
+func paneRow(source, area, metric string, m int, v float64, final bool) window.Row {
+	return window.Row{StartMs: base.Add(time.Duration(m) * time.Minute).UnixMilli(), SizeMs: 60_000,
+		Kind: "environment", Type: "water_level", Metric: metric, Area: area, Source: source,
+		Count: 1, Sum: v, Min: v, Max: v, First: v, Last: v, Final: final}
+}
+
+// brief renders transitions compactly: minute:status/severity#seq.
+func brief(alerts []Alert) string {
+	var out []string
+	for _, a := range alerts {
+		m := int(a.EvalTime.Sub(base) / time.Minute)
+		out = append(out, fmt.Sprintf("%d:%s/%s#%d", m, a.Status, a.Severity, a.Seq))
+	}
+	return strings.Join(out, " ")
+}
+
+const kimLongRule = `
+  - name: river_level_kim_long
+    kind: threshold
+    summary: "Mực nước sông Hương tại Kim Long {{value}} m ≥ {{level}} ({{threshold}} m)"
+    category: naturalDisaster
+    subCategory: flood
+    labels: {river: huong}
+    match: {kind: environment, type: water_level, metric: height, source: wl-kim-long}
+    window: 3m
+    agg: max
+    op: ">="
+    levels:
+      - {threshold: 1.0, severity: info, name: báo động 1}
+      - {threshold: 2.0, severity: warning, name: báo động 2}
+      - {threshold: 3.5, severity: critical, name: báo động 3}
+    clear: 0.9
+    group_by: [source]
+`
+
+func TestThresholdLadder(t *testing.T) {
+	e, _ := newEngine(t, kimLongRule)
+	values := []float64{0.5, 1.1, 1.5, 2.13, 2.5, 3.6, 3.0, 1.2, 0.95, 0.7, 0.6, 0.5, 0.4}
+	var got []Alert
+	for m, v := range values {
+		e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, v, true)})
+		got = e.Take(got)
+	}
+	// Evaluated at pane ends (minute+1), max over 3 panes: 3.0 at 9 is
+	// below critical less the 0.1 margin, 1.2 at 10 is info, 0.95 at 11
+	// holds info (clear 0.9), 0.7 at 12 resolves.
+	want := "2:firing/info#1 4:firing/warning#2 6:firing/critical#3 9:firing/warning#4 10:firing/info#5 12:resolved/info#6"
+	if b := brief(got); b != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	for _, a := range got {
+		if a.ID != got[0].ID || a.Fingerprint != got[0].Fingerprint {
+			t.Fatalf("one episode, one id and fingerprint: %+v", a)
+		}
+	}
+	w := got[1]
+	if w.Summary != "Mực nước sông Hương tại Kim Long 2.13 m ≥ báo động 2 (2 m)" {
+		t.Errorf("summary %q", w.Summary)
+	}
+	if w.Subject() != "ioc.alerts.warning.environment.kim-long" || w.MsgID() != w.ID+":2" {
+		t.Errorf("subject %s msgid %s", w.Subject(), w.MsgID())
+	}
+	if w.Labels["river"] != "huong" || w.Agg != "max" || w.Window != "3m" || w.Op != ">=" || w.Threshold != 2 ||
+		w.Source != "wl-kim-long" || w.Metric != "height" || w.Category != "naturalDisaster" {
+		t.Errorf("fields: %+v", w)
+	}
+	last := got[len(got)-1]
+	if last.EndsAt == nil || !last.EndsAt.Equal(base.Add(12*time.Minute)) || !strings.HasPrefix(last.Summary, "Đã kết thúc") {
+		t.Errorf("resolved: %+v", last)
+	}
+}
+
+func TestThresholdRules(t *testing.T) {
+	type feed struct {
+		source, area string
+		minute       int
+		value        float64
+		final        bool
+	}
+	tests := []struct {
+		name  string
+		rule  string
+		feeds []feed
+		want  string
+	}{
+		{
+			name: "for holds pending, then fires",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning, for: 2m}`,
+			feeds: []feed{{"a", "x", 0, 2, true}, {"a", "x", 1, 2, true}, {"a", "x", 2, 2, true}},
+			want:  "3:firing/warning#1",
+		},
+		{
+			name: "pending resets when the value drops",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning, for: 2m}`,
+			feeds: []feed{{"a", "x", 0, 2, true}, {"a", "x", 1, 0, true}, {"a", "x", 2, 2, true}, {"a", "x", 3, 2, true}},
+			want:  "",
+		},
+		{
+			name: "early fires on a partial pane but only a final pane resolves",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning, early: true}`,
+			feeds: []feed{{"a", "x", 0, 1.2, false}, {"a", "x", 0, 1.2, true}, {"a", "x", 1, 0.2, false}, {"a", "x", 1, 0.3, true}},
+			want:  "1:firing/warning#1 2:resolved/warning#2",
+		},
+		{
+			name: "without early a partial pane is not evaluated",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning}`,
+			feeds: []feed{{"a", "x", 0, 1.2, false}},
+			want:  "",
+		},
+		{
+			name: "group_by area sums the sources of an area",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 2m, agg: sum, op: ">=", threshold: 5, severity: info, group_by: [area]}`,
+			feeds: []feed{{"a", "x", 0, 2, true}, {"b", "x", 0, 2, true}, {"c", "y", 0, 9, true}, {"a", "x", 1, 1, true}},
+			want:  "1:firing/info#1 2:firing/info#1",
+		},
+		{
+			name: "rate_per_hour: rising 0.5 m in 30 min",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 60m, agg: rate_per_hour, op: ">=", threshold: 0.3, severity: warning, clear: 0.1}`,
+			feeds: []feed{{"a", "x", 0, 1.0, true}, {"a", "x", 15, 1.2, true}, {"a", "x", 30, 1.5, true}, {"a", "x", 45, 1.5, true}, {"a", "x", 100, 1.5, true}, {"a", "x", 110, 1.5, true}},
+			want:  "16:firing/warning#1 101:resolved/warning#2",
+		},
+		{
+			name: "avg below a falling threshold with clear",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 2m, agg: avg, op: "<=", threshold: 16, clear: 22, severity: warning}`,
+			feeds: []feed{{"a", "x", 0, 30, true}, {"a", "x", 1, 10, true}, {"a", "x", 2, 14, true}, {"a", "x", 3, 20, true}, {"a", "x", 4, 24, true}, {"a", "x", 5, 24, true}},
+			want:  "3:firing/warning#1 5:resolved/warning#2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEngine(t, tt.rule)
+			var got []Alert
+			for _, f := range tt.feeds {
+				e.Windows([]window.Row{paneRow(f.source, f.area, "height", f.minute, f.value, f.final)})
+				got = e.Take(got)
+			}
+			if b := brief(got); b != tt.want {
+				t.Fatalf("got  %q\nwant %q", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestActiveHours(t *testing.T) {
+	// 13:58 UTC is 20:58 in Huế; the day limit stops applying at 21:00.
+	e, _ := newEngine(t, `
+  - {name: noise_day, kind: threshold, match: {metric: LAeq}, window: 1m, agg: avg, op: ">", threshold: 70, severity: warning, active_hours: "06:00-21:00"}
+  - {name: noise_night, kind: threshold, match: {metric: LAeq}, window: 1m, agg: avg, op: ">", threshold: 55, severity: warning, active_hours: "21:00-06:00"}`)
+	var got []string
+	for m := 238; m < 242; m++ { // 13:58 .. 14:01 UTC
+		e.Windows([]window.Row{paneRow("n1", "x", "LAeq", m, 60+float64(m-238)*10, true)})
+		for _, a := range e.Take(nil) {
+			got = append(got, fmt.Sprintf("%s:%s@%s", a.Rule, a.Status, a.EvalTime.In(HoChiMinh()).Format("15:04")))
+		}
+	}
+	// 60 and 70 dBA by day: quiet enough. 80 at 21:00-21:01 is night: the
+	// night rule fires.
+	want := "noise_night:firing@21:01"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	e2, _ := newEngine(t, `
+  - {name: noise_day, kind: threshold, match: {metric: LAeq}, window: 1m, agg: avg, op: ">", threshold: 70, severity: warning, active_hours: "06:00-21:00"}`)
+	e2.Windows([]window.Row{paneRow("n1", "x", "LAeq", 238, 75, true)})
+	e2.Windows([]window.Row{paneRow("n1", "x", "LAeq", 240, 75, true)})
+	if b := brief(e2.Take(nil)); b != "239:firing/warning#1 241:resolved/warning#2" {
+		t.Fatalf("a day rule must resolve when the night starts: %s", b)
+	}
+}
+
+func cameraEvent(source string, m int, confidence float64) *event.Event {
+	return &event.Event{ID: fmt.Sprint(source, m), Kind: "camera", Type: "fire", Source: source, Area: "phu-hoi",
+		TimeMs:      base.Add(time.Duration(m) * time.Minute).UnixMilli(),
+		MetricNames: []string{"confidence"}, MetricValues: []float64{confidence}}
+}
+
+const fireRule = `
+  - name: camera_fire
+    kind: event
+    summary: "Camera {{source}} phát hiện {{type}} (độ tin cậy {{value}})"
+    match: {kind: camera, type: [fire, smoke]}
+    when: ["confidence >= 0.8"]
+    severity: critical
+    resolve_after: 15m
+    group_by: [source, type]
+`
+
+func TestEventRule(t *testing.T) {
+	e, w := newEngine(t, fireRule)
+	step := func(m int, conf float64) string {
+		ev := cameraEvent("cam-1", m, conf)
+		w.t = base.Add(time.Duration(m) * time.Minute)
+		e.Event(ev, w.t.UnixMilli())
+		e.Tick(w.t.UnixMilli())
+		return brief(e.Take(nil))
+	}
+	steps := []struct {
+		minute int
+		conf   float64
+		want   string
+	}{
+		{0, 0.5, ""},                        // below the condition
+		{1, 0.9, "1:firing/critical#1"},     // fires
+		{5, 0.95, ""},                       // repeated match: an update, not a new alert
+		{19, 0.2, ""},                       // 14 min after the last match
+		{20, 0.3, "20:resolved/critical#2"}, // resolve_after 15m after minute 5
+		{21, 0.85, "21:firing/critical#1"},  // a new episode
+	}
+	var ids []string
+	for _, s := range steps {
+		got := step(s.minute, s.conf)
+		if got != s.want {
+			t.Fatalf("minute %d: got %q, want %q", s.minute, got, s.want)
+		}
+	}
+	_ = ids
+}
+
+func TestEventRuleAttrsCondition(t *testing.T) {
+	e, _ := newEngine(t, `
+  - {name: urgent, kind: event, match: {kind: feedback}, when: ["attrs.priority == urgent"], severity: warning, resolve_after: 60m}`)
+	ev := &event.Event{ID: "1", Kind: "feedback", Type: "flooding", Source: "hue-s", Area: "an-cuu", TimeMs: base.UnixMilli(),
+		MetricNames: []string{}, AttrKeys: []string{"category", "priority"}, AttrValues: []string{"flooding", "normal"}}
+	e.Event(ev, base.UnixMilli())
+	if got := e.Take(nil); len(got) != 0 {
+		t.Fatalf("normal priority fired: %+v", got)
+	}
+	ev.AttrValues[1] = "urgent"
+	e.Event(ev, base.UnixMilli())
+	got := e.Take(nil)
+	if len(got) != 1 || got[0].Area != "an-cuu" || got[0].Subject() != "ioc.alerts.warning.feedback.an-cuu" {
+		t.Fatalf("urgent report: %+v", got)
+	}
+}
+
+func TestAbsenceRule(t *testing.T) {
+	e, w := newEngine(t, `
+  - {name: silent, kind: absence, summary: "Trạm {{source}} không gửi dữ liệu", match: {kind: environment}, after: 30m, severity: warning}`)
+	send := func(source string, m int) {
+		ev := &event.Event{ID: fmt.Sprint(source, m), Kind: "environment", Type: "water_level", Source: source, Area: "x",
+			TimeMs: base.Add(time.Duration(m) * time.Minute).UnixMilli(), MetricNames: []string{"height"}, MetricValues: []float64{1}}
+		e.Event(ev, w.t.UnixMilli())
+	}
+	var got []Alert
+	for m := 0; m <= 40; m++ {
+		w.t = base.Add(time.Duration(m) * time.Minute)
+		send("busy", m)
+		if m == 0 {
+			send("quiet", 0)
+		}
+		if m == 40 {
+			send("quiet", 40)
+		}
+		e.Tick(w.t.UnixMilli())
+		got = e.Take(got)
+	}
+	if b := brief(got); b != "30:firing/warning#1 40:resolved/warning#2" {
+		t.Fatalf("got %s", b)
+	}
+	if got[0].Source != "quiet" || got[0].Summary != "Trạm quiet không gửi dữ liệu" {
+		t.Fatalf("alert: %+v", got[0])
+	}
+}
+
+func TestIdleClockResolvesWhenTheCityIsQuiet(t *testing.T) {
+	e, w := newEngine(t, fireRule)
+	e.Event(cameraEvent("cam-1", 0, 0.9), base.UnixMilli())
+	e.Tick(base.UnixMilli())
+	if len(e.Take(nil)) != 1 {
+		t.Fatal("no firing")
+	}
+	// No event at all any more: after IdleAdvance (1m) the clock follows
+	// the wall clock; resolve_after 15m is then due at wall +16m.
+	w.t = base.Add(15*time.Minute + 59*time.Second)
+	e.Tick(w.t.UnixMilli())
+	if got := e.Take(nil); len(got) != 0 {
+		t.Fatalf("resolved too early: %s", brief(got))
+	}
+	w.t = base.Add(16 * time.Minute)
+	e.Tick(w.t.UnixMilli())
+	if got := brief(e.Take(nil)); got != "15:resolved/critical#2" {
+		t.Fatalf("got %q: the resolution time comes from the data (last match + 15m)", got)
+	}
+}
+
+// TestRestoreNeitherRepeatsNorForgets replays events after a restore from
+// the last published transitions, as after a crash before the ack.
+func TestRestoreNeitherRepeatsNorForgets(t *testing.T) {
+	feed := func(e *Engine, from, to int, values []float64) []Alert {
+		var got []Alert
+		for m := from; m < to; m++ {
+			e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, values[m], true)})
+			got = e.Take(got)
+		}
+		return got
+	}
+	values := []float64{1.1, 1.2, 2.2, 2.3, 2.4, 1.5, 1.4, 1.3, 0.5, 0.5, 0.5, 0.5}
+	ref, _ := newEngine(t, kimLongRule)
+	all := feed(ref, 0, len(values), values)
+	if brief(all) != "1:firing/info#1 3:firing/warning#2 8:firing/info#3 11:resolved/info#4" {
+		t.Fatalf("reference run: %s", brief(all))
+	}
+	// The first process published up to the escalation (minute 3) but its
+	// ack covered only minute 1: the new one replays from minute 2.
+	restarted, _ := newEngine(t, kimLongRule)
+	restarted.Restore([]Alert{all[1]})
+	if got := restarted.Take(nil); len(got) != 0 {
+		t.Fatalf("restore published %s", brief(got))
+	}
+	rest := feed(restarted, 2, len(values), values)
+	if brief(rest) != brief(all[2:]) || rest[0].ID != all[0].ID {
+		t.Fatalf("after restart got %s (id %s), want %s (id %s)", brief(rest), rest[0].ID, brief(all[2:]), all[0].ID)
+	}
+}
+
+func TestRestoreResolvesAnOrphan(t *testing.T) {
+	e, _ := newEngine(t, fireRule)
+	e.Restore([]Alert{{ID: "x", Seq: 2, Fingerprint: "gone", Rule: "deleted_rule", Status: StatusFiring, Severity: Warning,
+		Kind: "camera", Area: "a", EvalTime: base}})
+	got := e.Take(nil)
+	if len(got) != 1 || got[0].Status != StatusResolved || got[0].Seq != 3 || got[0].ID != "x" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestReload(t *testing.T) {
+	const pendingRule = `
+  - {name: slow, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: info, for: 3m}`
+	const gone = `
+  - {name: fast, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning}`
+	e, w := newEngine(t, pendingRule+gone)
+	step := func(m int) string {
+		e.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		w.t = base.Add(time.Duration(m+1) * time.Minute)
+		e.Tick(w.t.UnixMilli())
+		var out []string
+		for _, a := range e.Take(nil) {
+			out = append(out, a.Rule+"@"+brief([]Alert{a}))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := step(0); got != "fast@1:firing/warning#1" {
+		t.Fatal(got)
+	}
+	step(1)
+	// Reload: "slow" unchanged keeps its pending timer; "fast" is removed
+	// and its firing alert resolves; "fast2" is new.
+	e.SetRules(mustRules(t, pendingRule+strings.ReplaceAll(gone, "fast", "fast2")))
+	got := step(2)
+	if !strings.Contains(got, "fast@") || !strings.Contains(got, "resolved/warning#2") {
+		t.Fatalf("the removed rule's alert must resolve: %q", got)
+	}
+	if !strings.Contains(got, "fast2@3:firing/warning#1") {
+		t.Fatalf("the new rule applies from the next evaluation: %q", got)
+	}
+	if got := step(3); got != "slow@4:firing/info#1" {
+		t.Fatalf("the unchanged rule must keep its pending timer (fire at 4 min): %q", got)
+	}
+	// A changed rule keeps its firing alert: same id, next seq.
+	before := e.rules[0].groups
+	e.SetRules(mustRules(t, strings.ReplaceAll(pendingRule, "threshold: 1,", "threshold: 3,")))
+	got = step(4)
+	if got != "fast2@4:resolved/warning#2 slow@5:resolved/info#2" || len(before) == 0 {
+		t.Fatalf("changed threshold: %q", got)
+	}
+}
+
+func TestReplayGivesTheSameIDs(t *testing.T) {
+	run := func() []Alert {
+		e, w := newEngine(t, fireRule+kimLongRule)
+		var got []Alert
+		for m := 0; m < 30; m++ {
+			w.t = base.Add(time.Duration(m) * time.Minute)
+			e.Event(cameraEvent("cam-1", m, float64(m%10)/10), w.t.UnixMilli())
+			e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, float64(m)/8, true)})
+			e.Tick(w.t.UnixMilli())
+			got = e.Take(got)
+		}
+		return got
+	}
+	a, b := run(), run()
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("runs differ: %d vs %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].MsgID() != b[i].MsgID() || !a[i].EvalTime.Equal(b[i].EvalTime) {
+			t.Fatalf("transition %d differs: %s vs %s", i, a[i].MsgID(), b[i].MsgID())
+		}
+	}
+}

@@ -1,0 +1,273 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/alert"
+)
+
+var testT0 = time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC)
+
+func testAlert(fp string, seq int, st alert.Status, sev alert.Severity) alert.Alert {
+	return alert.Alert{ID: "id-" + fp, Seq: seq, Fingerprint: fp, Rule: "river_flood", Status: st,
+		Severity: sev, Kind: "environment", Area: "kim-long", StartsAt: testT0, UpdatedAt: testT0,
+		Labels: map[string]string{"river": "huong"}}
+}
+
+// startServer serves on a free loopback port until the test ends.
+func startServer(t *testing.T, alerts Alerts) *Server {
+	t.Helper()
+	s, err := New("127.0.0.1:0", prometheus.NewRegistry(), nil, alerts, false, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.Serve()
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		<-served
+	})
+	return s
+}
+
+// sseEvent is one Server-Sent Event as read off the wire.
+type sseEvent struct {
+	event, id, data string
+	comments        []string
+}
+
+// readEvent reads lines up to the blank line that ends an event.
+func readEvent(t *testing.T, br *bufio.Reader) sseEvent {
+	t.Helper()
+	var ev sseEvent
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading event: %v (so far %+v)", err, ev)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			return ev
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "":
+			ev.comments = append(ev.comments, value)
+		case "event":
+			ev.event = value
+		case "id":
+			ev.id = value
+		case "data":
+			ev.data = value
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+}
+
+// openStream connects to the SSE endpoint and checks its headers.
+func openStream(t *testing.T, s *Server) (*bufio.Reader, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr()+"/api/v1/alerts/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	return bufio.NewReader(resp.Body), resp
+}
+
+func TestAlertsList(t *testing.T) {
+	tests := []struct {
+		name  string
+		apply []alert.Alert
+		want  string // fingerprints in order
+	}{
+		{"none", nil, ""},
+		{"most severe first", []alert.Alert{
+			testAlert("a", 1, alert.StatusFiring, alert.Info),
+			testAlert("b", 1, alert.StatusFiring, alert.Critical),
+			testAlert("c", 1, alert.StatusFiring, alert.Warning),
+		}, "b c a"},
+		{"resolved left out", []alert.Alert{
+			testAlert("a", 1, alert.StatusFiring, alert.Info),
+			testAlert("b", 1, alert.StatusFiring, alert.Warning),
+			testAlert("a", 2, alert.StatusResolved, alert.Info),
+		}, "b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			board := alert.NewBoard()
+			for _, a := range tt.apply {
+				board.Apply(a)
+			}
+			s := startServer(t, board)
+			resp, err := http.Get("http://" + s.Addr() + "/api/v1/alerts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
+				t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
+			}
+			if tt.want == "" && strings.TrimSpace(string(body)) != "[]" {
+				t.Errorf("body = %q, want []", body)
+			}
+			var got []alert.Alert
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("decoding %s: %v", body, err)
+			}
+			fps := make([]string, len(got))
+			for i, a := range got {
+				fps[i] = a.Fingerprint
+			}
+			if s := strings.Join(fps, " "); s != tt.want {
+				t.Errorf("alerts = %q, want %q", s, tt.want)
+			}
+		})
+	}
+}
+
+func TestAlertsStream(t *testing.T) {
+	board := alert.NewBoard()
+	board.Apply(testAlert("before", 1, alert.StatusFiring, alert.Warning))
+	s := startServer(t, board)
+	br, _ := openStream(t, s)
+
+	ev := readEvent(t, br)
+	if ev.event != "snapshot" {
+		t.Fatalf("first event %+v, want a snapshot", ev)
+	}
+	var snap []alert.Alert
+	if err := json.Unmarshal([]byte(ev.data), &snap); err != nil {
+		t.Fatalf("snapshot data %q: %v", ev.data, err)
+	}
+	if len(snap) != 1 || snap[0].Fingerprint != "before" || snap[0].Labels["river"] != "huong" {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+
+	// The snapshot has arrived, so the subscription exists: these cannot
+	// fall between the two.
+	sent := []alert.Alert{
+		testAlert("x", 1, alert.StatusFiring, alert.Info),
+		testAlert("x", 2, alert.StatusFiring, alert.Critical),
+	}
+	for _, a := range sent {
+		board.Apply(a)
+	}
+	for _, want := range sent {
+		ev := readEvent(t, br)
+		if ev.event != "alert" || ev.id != want.MsgID() {
+			t.Fatalf("event %q id %q, want alert id %q", ev.event, ev.id, want.MsgID())
+		}
+		wantData, err := want.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.data != string(wantData) {
+			t.Errorf("data = %s, want %s", ev.data, wantData)
+		}
+	}
+}
+
+func TestAlertsStreamKeepalive(t *testing.T) {
+	s := startServer(t, alert.NewBoard())
+	s.keepalive = 10 * time.Millisecond // before any request, so no race
+	br, _ := openStream(t, s)
+	if ev := readEvent(t, br); ev.event != "snapshot" || ev.data != "[]" {
+		t.Fatalf("first event %+v, want an empty snapshot", ev)
+	}
+	if ev := readEvent(t, br); len(ev.comments) != 1 || ev.comments[0] != "keepalive" || ev.event != "" {
+		t.Fatalf("event %+v, want a keepalive comment", ev)
+	}
+}
+
+func TestAlertsStreamClosedSubscription(t *testing.T) {
+	board := alert.NewBoard()
+	s := startServer(t, board)
+	br, _ := openStream(t, s)
+	readEvent(t, br) // snapshot
+	board.Close()    // as when the client is dropped for being slow
+	ev := readEvent(t, br)
+	var body map[string]string
+	if err := json.Unmarshal([]byte(ev.data), &body); ev.event != "error" || err != nil || body["error"] == "" {
+		t.Fatalf("event %+v, want an error event", ev)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("stream not ended after the error event: %v", err)
+	}
+}
+
+func TestShutdownWithStreamClient(t *testing.T) {
+	s := startServer(t, alert.NewBoard())
+	br, _ := openStream(t, s)
+	readEvent(t, br) // snapshot: the handler is running
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Shutdown took %v with an SSE client connected", d)
+	}
+	if ev := readEvent(t, br); ev.event != "error" {
+		t.Errorf("event %+v, want an error event before the stream ends", ev)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("stream not ended after Shutdown: %v", err)
+	}
+}
+
+func TestAlertsNotServedWithoutBoard(t *testing.T) {
+	s := startServer(t, nil)
+	for _, path := range []string{"/api/v1/alerts", "/api/v1/alerts/stream"} {
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
