@@ -278,6 +278,8 @@ func (r *rig) startIOCD() (*process, string) {
 		"IOC_HTTP_ADDR="+httpAddr,
 		"IOC_DATA_DIR="+filepath.Join(r.dir, "iocd-data"),
 		"IOC_LOG_LEVEL=info",
+		// The throughput figures include the Huế rule pack's evaluation.
+		"IOC_RULES="+filepath.Join(testenv.RepoRoot(r.b), "deployments", "rules", "hue.yaml"),
 	)
 	if os.Getenv("IOC_BENCH_PPROF") != "" {
 		env = append(env, "IOC_PPROF=true")

@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/aqi"
 	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/config"
 	"github.com/iocstream/iocstream/internal/event"
 	"github.com/iocstream/iocstream/internal/httpapi"
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/sim"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
 	"github.com/iocstream/iocstream/schemas"
@@ -127,10 +132,19 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	alerting, board, err := startAlerting(ctx, cfg, st, js, m, log)
+	if err != nil {
+		return err
+	}
+	var boardAPI httpapi.Alerts
+	if board != nil {
+		boardAPI = board
+		defer board.Close()
+	}
 	pipe := ingest.New(ingest.Config{
 		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
 		MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
-	}, windows, st, js, m, log)
+	}, windows, st, js, alerting, m, log)
 
 	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{
 		{Name: "nats", Run: func(context.Context) error {
@@ -146,7 +160,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 			}
 			return nil
 		}},
-	}, nil, cfg.Pprof, log)
+	}, boardAPI, cfg.Pprof, log)
 	if err != nil {
 		return err
 	}
@@ -164,6 +178,108 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	log.Info().Msg("drained; bye")
 	return nil
+}
+
+// startAlerting loads the rules, rebuilds the alert engine's state (the
+// last transition of every alert from IOC_ALERTS, the window history its
+// rules need from window_agg) and starts watching the rules file. With
+// IOC_RULES empty, alerting is off.
+func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, m *metrics.Metrics, log zerolog.Logger) (ingest.Alerting, *alert.Board, error) {
+	if cfg.Rules == "" {
+		log.Warn().Msg("IOC_RULES is empty: alerting is off")
+		return ingest.Alerting{}, nil, nil
+	}
+	rules, data, err := loadRules(cfg.Rules)
+	if err != nil {
+		return ingest.Alerting{}, nil, err
+	}
+	m.RulesLoaded.Set(float64(len(rules)))
+	m.RulesReloadOK.Set(1)
+	names := map[string]string{}
+	for _, a := range sim.Areas() {
+		names[a.Slug] = a.Name
+	}
+	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names}, rules)
+	deriver := aqi.NewDeriver()
+
+	start := time.Now()
+	last, skipped, err := broker.LastAlerts(ctx, js)
+	if err != nil {
+		return ingest.Alerting{}, nil, err
+	}
+	engine.Restore(last)
+	var firing []alert.Alert
+	for _, a := range last {
+		if a.Status == alert.StatusFiring {
+			firing = append(firing, a)
+		}
+	}
+	// The window history of the longest rule, counted back from the newest
+	// stored window (the data's clock, not the wall clock: a replay of a
+	// past day must find its history too).
+	paneSec := uint32(cfg.WindowSizes[0].D().Seconds())
+	for _, d := range cfg.WindowSizes {
+		paneSec = min(paneSec, uint32(d.D().Seconds()))
+	}
+	var longest time.Duration
+	for _, r := range rules {
+		longest = max(longest, r.Window)
+	}
+	newest, err := st.LatestWindowStart(ctx)
+	if err != nil {
+		return ingest.Alerting{}, nil, err
+	}
+	var history []window.Row
+	from := newest - int64(max(longest, 24*time.Hour).Seconds()) // 24 h: NowCast and corrections of vn_aqi
+	panes, err := st.ReadPanes(ctx, paneSec, from, historyMetrics(rules), func(r *window.Row) {
+		engine.RestorePane(r)
+		if r.Kind == "environment" && r.Type == "air_quality" {
+			history = append(history, *r)
+		}
+	})
+	if err != nil {
+		return ingest.Alerting{}, nil, err
+	}
+	deriver.Restore(history)
+	hourly, err := st.ReadPanes(ctx, 3600, newest-int64(longest.Seconds()), []string{aqi.Metric}, func(r *window.Row) {
+		engine.RestorePane(r)
+	})
+	if err != nil {
+		return ingest.Alerting{}, nil, err
+	}
+	log.Info().Str("rules_file", cfg.Rules).Int("rules", len(rules)).Int("alerts_known", len(last)).
+		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
+		Dur("took", time.Since(start)).Msg("alert engine restored")
+	go watchRules(ctx, cfg.Rules, data, 2*time.Second, engine, m, log)
+	board := alert.NewBoard()
+	return ingest.Alerting{Engine: engine, Deriver: deriver, Board: board, PaneMs: int64(paneSec) * 1000, Firing: firing}, board, nil
+}
+
+// historyMetrics lists the metrics whose window history start-up reads:
+// those the threshold rules name and the pollutants of vn_aqi. Nil (read
+// every metric) when a rule selects metrics by a glob or not at all.
+func historyMetrics(rules []alert.Rule) []string {
+	set := map[string]bool{"pm25": true, "pm10": true, "o3": true, "co": true, "so2": true, "no2": true}
+	for _, r := range rules {
+		if r.Kind != alert.KindThreshold {
+			continue
+		}
+		if len(r.Match.Metric) == 0 {
+			return nil
+		}
+		for _, m := range r.Match.Metric {
+			if strings.ContainsAny(m, "*?[\\") {
+				return nil
+			}
+			set[m] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for m := range set {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // restoreWindows rebuilds the windows and the dedup set from the raw events

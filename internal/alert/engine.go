@@ -3,6 +3,7 @@ package alert
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"path"
 	"reflect"
@@ -94,6 +95,7 @@ type group struct {
 	lastMs            int64                     // event rules: last match; absence: last event
 	value             float64
 	lastSummary       string
+	resolveWhy        string
 	firingThreshold   float64
 }
 
@@ -190,7 +192,7 @@ func (e *Engine) install(rules []Rule) {
 		for _, g := range rs.groups {
 			delete(e.firingEvt, g)
 			if g.tr.state == Firing {
-				e.emitResolve(rs, g, max(clock, g.lastEvalMs), g.value)
+				e.emitResolve(rs, g, max(clock, g.lastEvalMs), g.value, "quy tắc đã bị gỡ khỏi tệp quy tắc")
 			}
 		}
 	}
@@ -271,7 +273,7 @@ func (e *Engine) seen(rs *ruleState, k eventKey, ev *event.Event) {
 	g.lastMs = ev.TimeMs
 	if g.tr.state == Firing && ev.TimeMs > g.lastEvalMs {
 		g.lastEvalMs = ev.TimeMs
-		e.emitResolve(rs, g, ev.TimeMs, 0)
+		e.emitResolve(rs, g, ev.TimeMs, 0, "đã nhận lại dữ liệu")
 	}
 }
 
@@ -379,57 +381,100 @@ func (c Condition) holds(v operand, num bool) bool {
 // partial pane when the rule is early.
 func (e *Engine) Windows(rows []window.Row) {
 	e.applyPending()
-	// One evaluation per group per call, at the newest pane end: several
-	// sources of one group turning final together give one decision.
-	type due struct {
-		rs    *ruleState
+	// Every pane end is evaluated, in time order, after all rows of the
+	// call are in: a backlog delivers many panes per call and must climb
+	// the same ladder as live traffic, and several sources of one group
+	// final at the same end give one decision.
+	type dueKey struct {
+		g     *group
 		endMs int64
+	}
+	type due struct {
+		dueKey
+		rs    *ruleState
 		final bool
 	}
-	dues := map[*group]*due{}
-	var order []*group
+	dues := map[dueKey]*due{}
+	var order []*due
+	touched := map[*seriesEntry]struct{}{}
 	for i := range rows {
 		r := &rows[i]
 		k := seriesKey{r.Kind, r.Type, r.Metric, r.Area, r.Source}
-		s, ok := e.series[k]
-		if !ok {
-			s = &seriesEntry{key: seriesKey{strings.Clone(r.Kind), strings.Clone(r.Type), strings.Clone(r.Metric),
-				strings.Clone(r.Area), strings.Clone(r.Source)}}
-			e.bindSeries(s)
-			e.series[s.key] = s // kept even without rules: a negative cache
-		}
+		s := e.seriesOf(k)
 		if len(s.rules) == 0 {
 			continue
 		}
 		end := r.StartMs + r.SizeMs
-		s.put(pane{startMs: r.StartMs, endMs: end, count: r.Count, sum: r.Sum, min: r.Min, max: r.Max,
-			first: r.First, last: r.Last, final: r.Final})
+		s.put(paneOf(r))
+		touched[s] = struct{}{}
 		for _, rs := range s.rules {
 			if !r.Final && !rs.Early {
 				continue
 			}
-			g := rs.group(s.key, rs.GroupBy)
-			if g.members == nil {
-				g.members = map[*seriesEntry]struct{}{}
-			}
-			g.members[s] = struct{}{}
-			g.kind, g.typ, g.metric, g.area, g.source = s.key.kind, s.key.typ, s.key.metric, s.key.area, s.key.source
-			d := dues[g]
-			switch {
-			case d == nil:
-				dues[g] = &due{rs, end, r.Final}
-				order = append(order, g)
-			case end > d.endMs:
-				d.endMs, d.final = end, r.Final
-			case end == d.endMs:
+			g := rs.member(s)
+			dk := dueKey{g, end}
+			if d := dues[dk]; d != nil {
 				d.final = d.final && r.Final // a partial pane at the same end: not a final decision
+				continue
 			}
+			d := &due{dk, rs, r.Final}
+			dues[dk] = d
+			order = append(order, d)
 		}
 	}
-	for _, g := range order {
-		d := dues[g]
-		e.evaluate(d.rs, g, d.endMs, d.final)
+	sort.SliceStable(order, func(i, j int) bool { return order[i].endMs < order[j].endMs })
+	for _, d := range order {
+		e.evaluate(d.rs, d.g, d.endMs, d.final)
 	}
+	// Trimmed only now: the older panes were needed by the evaluations.
+	for s := range touched {
+		s.trim()
+	}
+}
+
+// RestorePane puts a stored window row back into the rules' history
+// without evaluating it: at start-up a 24-hour rule must not begin with an
+// empty window.
+func (e *Engine) RestorePane(r *window.Row) {
+	s := e.seriesOf(seriesKey{r.Kind, r.Type, r.Metric, r.Area, r.Source})
+	if len(s.rules) == 0 {
+		return
+	}
+	s.put(paneOf(r))
+	s.trim()
+	for _, rs := range s.rules {
+		rs.member(s)
+	}
+}
+
+func paneOf(r *window.Row) pane {
+	return pane{startMs: r.StartMs, endMs: r.StartMs + r.SizeMs, count: r.Count, sum: r.Sum, min: r.Min, max: r.Max,
+		first: r.First, last: r.Last, final: r.Final}
+}
+
+// seriesOf returns the series of a window key, binding it to its rules on
+// first sight.
+func (e *Engine) seriesOf(k seriesKey) *seriesEntry {
+	s, ok := e.series[k]
+	if !ok {
+		s = &seriesEntry{key: seriesKey{strings.Clone(k.kind), strings.Clone(k.typ), strings.Clone(k.metric),
+			strings.Clone(k.area), strings.Clone(k.source)}}
+		e.bindSeries(s)
+		e.series[s.key] = s // kept even without rules: a negative cache
+	}
+	return s
+}
+
+// member returns the group of a series under a threshold rule, adding the
+// series to it.
+func (rs *ruleState) member(s *seriesEntry) *group {
+	g := rs.group(s.key, rs.GroupBy)
+	if g.members == nil {
+		g.members = map[*seriesEntry]struct{}{}
+	}
+	g.members[s] = struct{}{}
+	g.kind, g.typ, g.metric, g.area, g.source = s.key.kind, s.key.typ, s.key.metric, s.key.area, s.key.source
+	return g
 }
 
 // bindSeries finds the threshold rules that use a series.
@@ -446,8 +491,7 @@ func (e *Engine) bindSeries(s *seriesEntry) {
 	}
 }
 
-// put stores a pane, replacing an earlier version of the same pane, and
-// forgets panes older than any rule's window.
+// put stores a pane, replacing an earlier version of the same pane.
 func (s *seriesEntry) put(p pane) {
 	i := sort.Search(len(s.panes), func(i int) bool { return s.panes[i].startMs >= p.startMs })
 	switch {
@@ -459,6 +503,13 @@ func (s *seriesEntry) put(p pane) {
 		s.panes = append(s.panes, pane{})
 		copy(s.panes[i+1:], s.panes[i:])
 		s.panes[i] = p
+	}
+}
+
+// trim forgets panes older than any rule's window.
+func (s *seriesEntry) trim() {
+	if len(s.panes) == 0 {
+		return
 	}
 	newest := s.panes[len(s.panes)-1].endMs
 	drop := 0
@@ -482,7 +533,7 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 		// judge the night.
 		switch g.tr.state {
 		case Firing:
-			e.emitResolve(rs, g, endMs, g.value)
+			e.emitResolve(rs, g, endMs, g.value, "ngoài khung giờ áp dụng "+rs.Active.String())
 		case Pending:
 			g.tr.state = Inactive
 		}
@@ -573,7 +624,7 @@ func (e *Engine) Tick(nowMs int64) {
 		if at := g.lastMs + rs.ResolveAfter.Milliseconds(); at <= clock {
 			delete(e.firingEvt, g)
 			g.lastEvalMs = at
-			e.emitResolve(rs, g, at, g.value)
+			e.emitResolve(rs, g, at, g.value, "không có phát hiện mới trong "+formatDuration(rs.ResolveAfter))
 		}
 	}
 	for _, rs := range e.rules {
@@ -677,9 +728,11 @@ func (e *Engine) Take(dst []Alert) []Alert {
 	return dst
 }
 
-func (e *Engine) emitResolve(rs *ruleState, g *group, atMs int64, value float64) {
+// emitResolve ends a firing alert; why goes into the summary.
+func (e *Engine) emitResolve(rs *ruleState, g *group, atMs int64, value float64, why string) {
 	g.tr.seq++
 	g.tr.state = Inactive
+	g.resolveWhy = why
 	e.emit(rs, g, StatusResolved, atMs, value, g.firingThreshold)
 }
 
@@ -725,10 +778,12 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 		g.lastSummary = a.Summary
 	} else {
 		a.EndsAt = &at
-		a.Summary = "Đã kết thúc: " + g.lastSummary + "; giá trị hiện tại " + formatValue(a.Value)
-		if rs.Kind == KindAbsence {
-			a.Summary = "Đã kết thúc: " + g.lastSummary + "; đã nhận lại dữ liệu"
+		why := g.resolveWhy
+		if why == "" {
+			why = "giá trị hiện tại " + formatValue(a.Value)
 		}
+		g.resolveWhy = ""
+		a.Summary = "Đã kết thúc: " + g.lastSummary + "; " + why
 	}
 	e.out = append(e.out, a)
 }
@@ -793,6 +848,13 @@ func anyGlob(globs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func (h Hours) String() string {
+	hm := func(d time.Duration) string {
+		return fmt.Sprintf("%02d:%02d", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return hm(h.Start) + "-" + hm(h.End)
 }
 
 // contains reports whether local time t falls in the daily interval.

@@ -84,6 +84,16 @@ func TestThresholdLadder(t *testing.T) {
 	if b := brief(got); b != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
+	// A backlog hands over many panes at once: the same ladder, no step skipped.
+	batch, _ := newEngine(t, kimLongRule)
+	var rows []window.Row
+	for m, v := range values {
+		rows = append(rows, paneRow("wl-kim-long", "kim-long", "height", m, v, true))
+	}
+	batch.Windows(rows)
+	if b := brief(batch.Take(nil)); b != want {
+		t.Fatalf("all panes in one call: got %s\nwant %s", b, want)
+	}
 	for _, a := range got {
 		if a.ID != got[0].ID || a.Fingerprint != got[0].Fingerprint {
 			t.Fatalf("one episode, one id and fingerprint: %+v", a)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
@@ -117,6 +118,7 @@ func (s *fakeSink) InsertEvents(_ context.Context, rows *store.EventRows) error 
 }
 func (s *fakeSink) InsertRejected(context.Context, []store.Rejected) error { return nil }
 func (s *fakeSink) InsertWindows(context.Context, []window.Row) error      { return nil }
+func (s *fakeSink) InsertAlerts(context.Context, []alert.Alert) error      { return nil }
 func (s *fakeSink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,7 +144,7 @@ func TestLostDeliveryIsNotAckedUnseen(t *testing.T) {
 	}
 	sink := &fakeSink{}
 	p := New(Config{BatchSize: 8, FlushInterval: 50 * time.Millisecond, EarlyInterval: time.Second,
-		MaxFutureSkew: 5 * time.Minute, ShutdownTimeout: 5 * time.Second}, win, sink, nil, metrics.New(), zerolog.Nop())
+		MaxFutureSkew: 5 * time.Minute, ShutdownTimeout: 5 * time.Second}, win, sink, nil, Alerting{}, metrics.New(), zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, cons) }()

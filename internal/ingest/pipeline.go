@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/event"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/store"
@@ -30,6 +32,38 @@ type Sink interface {
 	InsertEvents(ctx context.Context, rows *store.EventRows) error
 	InsertRejected(ctx context.Context, rows []store.Rejected) error
 	InsertWindows(ctx context.Context, rows []window.Row) error
+	InsertAlerts(ctx context.Context, alerts []alert.Alert) error
+}
+
+// Alerter turns events and window panes into alert transitions;
+// *alert.Engine implements it. It belongs to the pipeline goroutine.
+type Alerter interface {
+	Event(ev *event.Event, nowMs int64)
+	Windows(rows []window.Row)
+	Tick(nowMs int64)
+	Take(dst []alert.Alert) []alert.Alert
+}
+
+// Deriver computes derived window rows (the hourly vn_aqi) from the
+// 1-minute ones; *aqi.Deriver implements it.
+type Deriver interface {
+	Add(dst, rows []window.Row) []window.Row
+}
+
+// Board shows published transitions to operators; *alert.Board implements it.
+type Board interface {
+	Apply(a alert.Alert)
+}
+
+// Alerting bundles the alert side of the pipeline; the zero value turns it off.
+type Alerting struct {
+	Engine  Alerter
+	Deriver Deriver
+	Board   Board
+	PaneMs  int64 // the window size rules evaluate over (the smallest stored)
+	// Firing are the alerts firing at start-up (rebuilt from IOC_ALERTS),
+	// shown on the board and counted in ioc_alerts_firing.
+	Firing []alert.Alert
 }
 
 // Publisher publishes dead letters; jetstream.JetStream implements it.
@@ -66,6 +100,7 @@ type Pipeline struct {
 	windows *window.Set
 	sink    Sink
 	dlq     Publisher
+	alerts  Alerting
 	m       *metrics.Metrics
 	log     zerolog.Logger
 	now     func() time.Time
@@ -78,25 +113,34 @@ type Pipeline struct {
 	counts    counters
 	lastSeal  time.Time
 	lastEarly time.Time
+	taken     []alert.Alert
+	panes     []window.Row
+	firing    map[string]alert.Severity // by fingerprint; the writer's
 
 	writing atomic.Bool // false while ClickHouse writes fail
 	running atomic.Bool
 }
 
-// New builds a pipeline; windows may already hold restored state.
-func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, m *metrics.Metrics, log zerolog.Logger) *Pipeline {
+// New builds a pipeline; windows may already hold restored state. dlq
+// also carries the alert transitions.
+func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alerting, m *metrics.Metrics, log zerolog.Logger) *Pipeline {
 	p := &Pipeline{
 		cfg:     cfg,
 		dec:     event.NewDecoder(cfg.MaxFutureSkew.Milliseconds()),
 		windows: windows,
 		sink:    sink,
 		dlq:     dlq,
+		alerts:  alerts,
 		m:       m,
 		log:     log,
 		now:     time.Now,
 		sealed:  make(chan *batch, 1),
 		free:    make(chan *batch, 2),
 		counts:  newCounters(),
+	}
+	p.firing = map[string]alert.Severity{}
+	for _, a := range alerts.Firing {
+		p.showAlert(a)
 	}
 	p.cur = &batch{}
 	p.free <- &batch{}
@@ -278,7 +322,32 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	}
 	p.m.EventLag.Observe(float64(nowMs-ev.TimeMs) / 1000)
 	b.events.Append(ev, now.Unix(), latestBefore, seq)
+	if p.alerts.Engine != nil {
+		p.alerts.Engine.Event(ev, nowMs)
+		p.publishAlerts(b)
+	}
 	return true
+}
+
+// publishAlerts takes the engine's new transitions and publishes them at
+// once, before the batch is written: an operator should not wait for
+// ClickHouse. The writer waits for JetStream's acks before the batch's
+// ack; a republication after a crash carries the same Nats-Msg-Id.
+func (p *Pipeline) publishAlerts(b *batch) {
+	p.taken = p.alerts.Engine.Take(p.taken[:0])
+	for _, a := range p.taken {
+		pa := pendingAlert{alert: a}
+		pa.future, pa.err = p.publishAlert(&pa.alert)
+		b.alerts = append(b.alerts, pa)
+	}
+}
+
+func (p *Pipeline) publishAlert(a *alert.Alert) (jetstream.PubAckFuture, error) {
+	msg, err := broker.AlertMsg(a)
+	if err != nil {
+		return nil, err
+	}
+	return p.dlq.PublishMsgAsync(msg)
 }
 
 // decode runs the decoder and turns a panic (a bug, never expected) into a
@@ -304,11 +373,14 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	p.lastSeal = now
 	b := p.cur
 	b.windows = p.windows.Collect(b.windows[:0], now.UnixMilli(), early)
+	if p.alerts.Engine != nil {
+		p.evaluate(b, now)
+	}
 	p.counts.flush(p.m)
 	st := p.windows.Stats()
 	p.m.Sources.Set(float64(st.Sources))
 	p.m.Open.Set(float64(st.OpenWindows))
-	if b.msgs == 0 && len(b.windows) == 0 {
+	if b.msgs == 0 && len(b.windows) == 0 && len(b.alerts) == 0 {
 		return
 	}
 	if b.last != nil {
@@ -316,6 +388,26 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	}
 	p.sealed <- b
 	p.cur = <-p.free
+}
+
+// evaluate gives the engine the panes collected for this batch, derives
+// the hourly rows (stored with the batch and evaluated too), advances the
+// engine clock and publishes what it decided.
+func (p *Pipeline) evaluate(b *batch, now time.Time) {
+	p.panes = p.panes[:0]
+	for _, r := range b.windows {
+		if r.SizeMs == p.alerts.PaneMs {
+			p.panes = append(p.panes, r)
+		}
+	}
+	if p.alerts.Deriver != nil {
+		n := len(b.windows)
+		b.windows = p.alerts.Deriver.Add(b.windows, p.panes)
+		p.panes = append(p.panes, b.windows[n:]...)
+	}
+	p.alerts.Engine.Windows(p.panes)
+	p.alerts.Engine.Tick(now.UnixMilli())
+	p.publishAlerts(b)
 }
 
 // flushLoop writes sealed batches in order and acknowledges each after
@@ -349,6 +441,7 @@ func (p *Pipeline) write(ctx context.Context, b *batch) error {
 		done *bool
 		run  func() error
 	}{
+		{"alerts", &b.doneAlerts, func() error { return p.confirmAlerts(ctx, b) }},
 		{"events", &b.doneEvents, func() error {
 			return p.timed(ctx, "events", b.events.Len(), func() error { return p.sink.InsertEvents(ctx, &b.events) })
 		}},
@@ -358,6 +451,16 @@ func (p *Pipeline) write(ctx context.Context, b *batch) error {
 		{"dead letters", &b.doneDead, func() error { return p.publishDead(ctx, b) }},
 		{"window_agg", &b.doneWindows, func() error {
 			return p.timed(ctx, "window_agg", len(b.windows), func() error { return p.sink.InsertWindows(ctx, b.windows) })
+		}},
+		{"alerts table", &b.doneAlertRows, func() error {
+			if len(b.alerts) == 0 {
+				return nil
+			}
+			rows := make([]alert.Alert, len(b.alerts))
+			for i := range b.alerts {
+				rows[i] = b.alerts[i].alert
+			}
+			return p.timed(ctx, "alerts", len(rows), func() error { return p.sink.InsertAlerts(ctx, rows) })
 		}},
 	}
 	for _, st := range steps {
@@ -407,6 +510,66 @@ func (p *Pipeline) timed(ctx context.Context, table string, n int, insert func()
 	return nil
 }
 
+// confirmAlerts waits until JetStream has stored every transition of the
+// batch, republishing those that failed (same Nats-Msg-Id: never twice),
+// then shows them on the board. Transitions confirmed by an earlier
+// attempt are not waited for again.
+func (p *Pipeline) confirmAlerts(ctx context.Context, b *batch) error {
+	for i := range b.alerts {
+		pa := &b.alerts[i]
+		if pa.stored {
+			continue
+		}
+		if pa.future == nil || pa.err != nil {
+			if pa.future, pa.err = p.publishAlert(&pa.alert); pa.err != nil {
+				return fmt.Errorf("publish alert %s: %w", pa.alert.MsgID(), pa.err)
+			}
+		}
+		select {
+		case <-pa.future.Ok():
+		case err := <-pa.future.Err():
+			pa.future = nil
+			return fmt.Errorf("alert %s not stored: %w", pa.alert.MsgID(), err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			pa.future = nil
+			return fmt.Errorf("alert %s: no ack from JetStream in 10 s", pa.alert.MsgID())
+		}
+		pa.stored = true
+		a := &pa.alert
+		p.m.AlertTransitions.WithLabelValues(a.Rule, string(a.Severity), string(a.Status)).Inc()
+		p.showAlert(*a)
+		ev := p.log.Info()
+		if a.Severity == alert.Critical && a.Status == alert.StatusFiring {
+			ev = p.log.Warn()
+		}
+		ev.Str("alert", a.ID).Int("seq", a.Seq).Str("rule", a.Rule).Str("status", string(a.Status)).
+			Str("severity", string(a.Severity)).Str("area", a.Area).Str("source", a.Source).Float64("value", a.Value).
+			Str("subject", a.Subject()).Msg(a.Summary)
+	}
+	return nil
+}
+
+// showAlert puts a stored transition on the board and in ioc_alerts_firing.
+func (p *Pipeline) showAlert(a alert.Alert) {
+	if p.alerts.Board != nil {
+		p.alerts.Board.Apply(a)
+	}
+	if a.Status == alert.StatusFiring {
+		p.firing[a.Fingerprint] = a.Severity
+	} else {
+		delete(p.firing, a.Fingerprint)
+	}
+	counts := map[alert.Severity]int{alert.Info: 0, alert.Warning: 0, alert.Critical: 0}
+	for _, sev := range p.firing {
+		counts[sev]++
+	}
+	for sev, n := range counts {
+		p.m.AlertsFiring.WithLabelValues(string(sev)).Set(float64(n))
+	}
+}
+
 // publishDead publishes every rejection of the batch on ioc.dlq.<kind> with
 // the original bytes and waits for JetStream to store them all. The
 // Nats-Msg-Id makes a republication after a crash a no-op.
@@ -451,17 +614,27 @@ type batch struct {
 	rejected  []store.Rejected
 	deadKinds []string
 	windows   []window.Row
+	alerts    []pendingAlert
 	finalRows int
 	barrier   chan struct{} // set on an empty batch: closed once all before it are written
 
-	doneEvents, doneRejected, doneDead, doneWindows bool
+	doneAlerts, doneEvents, doneRejected, doneDead, doneWindows, doneAlertRows bool
+}
+
+// pendingAlert is a transition on its way to JetStream.
+type pendingAlert struct {
+	alert  alert.Alert
+	future jetstream.PubAckFuture
+	err    error
+	stored bool
 }
 
 func (b *batch) reset() {
 	windows := b.windows[:0]
 	events := b.events
 	events.Reset()
-	*b = batch{events: events, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0]}
+	clear(b.alerts)
+	*b = batch{events: events, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0]}
 }
 
 // replySeq reads the stream sequence, the consumer (delivery) sequence and

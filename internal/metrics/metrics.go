@@ -29,6 +29,9 @@ type Metrics struct {
 
 	AlertTransitions *prometheus.CounterVec // rule, severity, status
 	AlertsFiring     *prometheus.GaugeVec   // severity
+	RulesLoaded      prometheus.Gauge
+	RulesReloadOK    prometheus.Gauge
+	RulesReloads     *prometheus.CounterVec // result
 }
 
 // New creates and registers the metrics.
@@ -71,10 +74,16 @@ func New() *Metrics {
 			Help: "Alert transitions published, by rule, severity and status."}, []string{"rule", "severity", "status"}),
 		AlertsFiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ioc_alerts_firing",
 			Help: "Alerts firing now, by severity."}, []string{"severity"}),
+		RulesLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_rules_loaded",
+			Help: "Alert rules running."}),
+		RulesReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_rules_last_reload_success",
+			Help: "1 if the last load of the rules file succeeded, 0 if it failed and the previous rules still run."}),
+		RulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_rules_reloads_total",
+			Help: "Reloads of the rules file, by result (ok, error)."}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.Received, m.Accepted, m.Rejected, m.Late, m.Duplicate, m.EventLag, m.Windows,
 		m.RowsWriten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
-		m.AlertTransitions, m.AlertsFiring,
+		m.AlertTransitions, m.AlertsFiring, m.RulesLoaded, m.RulesReloadOK, m.RulesReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -107,6 +107,7 @@ func newIOCD(t *testing.T, natsURL, database string, extra ...string) *iocd {
 		"IOC_MAX_ACK_PENDING=20000",
 		"IOC_ACK_WAIT=5s",
 		"IOC_LOG_LEVEL=info",
+		"IOC_RULES="+filepath.Join(testenv.RepoRoot(t), "deployments", "rules", "hue.yaml"),
 	)
 	p.env = append(p.env, extra...)
 	t.Cleanup(func() {

@@ -1,0 +1,116 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/internal/alert"
+)
+
+// Headers of an alert message besides Nats-Msg-Id.
+const (
+	headerEvalTime = "Ioc-Eval-Time"
+	headerSeq      = "Ioc-Alert-Seq"
+)
+
+// AlertMsg is the message of one alert transition: the contract JSON on
+// ioc.alerts.<severity>.<kind>.<area>, with Nats-Msg-Id <id>:<seq> so that
+// JetStream drops a republication after a crash.
+func AlertMsg(a *alert.Alert) (*nats.Msg, error) {
+	data, err := a.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("broker: encode alert %s: %w", a.MsgID(), err)
+	}
+	return &nats.Msg{Subject: a.Subject(), Data: data, Header: nats.Header{
+		jetstream.MsgIDHeader: []string{a.MsgID()},
+		headerSeq:             []string{strconv.Itoa(a.Seq)},
+		headerEvalTime:        []string{a.EvalTime.UTC().Format(time.RFC3339Nano)},
+	}}, nil
+}
+
+// parseAlert reads back a message written by AlertMsg.
+func parseAlert(data []byte, h nats.Header) (alert.Alert, error) {
+	var a alert.Alert
+	if err := json.Unmarshal(data, &a); err != nil {
+		return a, fmt.Errorf("not an alert: %w", err)
+	}
+	seq, err := strconv.Atoi(h.Get(headerSeq))
+	if err != nil {
+		// Fall back to the message id, <id>:<seq>.
+		_, s, _ := strings.Cut(h.Get(jetstream.MsgIDHeader), ":")
+		if seq, err = strconv.Atoi(s); err != nil {
+			return a, fmt.Errorf("alert %s has no transition sequence", a.ID)
+		}
+	}
+	a.Seq = seq
+	a.EvalTime = a.UpdatedAt
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(headerEvalTime)); err == nil {
+		a.EvalTime = t
+	}
+	return a, nil
+}
+
+// LastAlerts reads IOC_ALERTS from the start and returns the last
+// transition of every fingerprint, in stream order: the alert engine
+// continues from there after a restart. Messages that are not alerts are
+// skipped and counted.
+func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert, skipped int, err error) {
+	s, err := js.Stream(ctx, AlertsStream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("broker: open %s: %w", AlertsStream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("broker: %s info: %w", AlertsStream, err)
+	}
+	end := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil, 0, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
+	}
+	byFP := map[string]int{}
+	for {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
+		}
+		var seq uint64
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			if meta, err := msg.Metadata(); err == nil {
+				seq = meta.Sequence.Stream
+			}
+			a, err := parseAlert(msg.Data(), msg.Headers())
+			if err != nil {
+				skipped++
+				continue
+			}
+			if i, ok := byFP[a.Fingerprint]; ok {
+				last[i] = a
+			} else {
+				byFP[a.Fingerprint] = len(last)
+				last = append(last, a)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
+		}
+		if seq >= end || n == 0 {
+			return last, skipped, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+	}
+}
