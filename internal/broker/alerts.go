@@ -79,8 +79,11 @@ func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert
 		return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
 	}
 	byFP := map[string]int{}
+	remaining := info.State.Msgs
 	for {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		// Ask for no more than is there: Fetch returns once it has them,
+		// instead of waiting out FetchMaxWait for a full batch.
+		batch, err := c.Fetch(int(min(remaining, 1000)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
 		}
@@ -88,6 +91,7 @@ func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert
 		n := 0
 		for msg := range batch.Messages() {
 			n++
+			remaining--
 			if meta, err := msg.Metadata(); err == nil {
 				seq = meta.Sequence.Stream
 			}
@@ -106,7 +110,7 @@ func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert
 		if err := batch.Error(); err != nil {
 			return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
 		}
-		if seq >= end || n == 0 {
+		if seq >= end || n == 0 || remaining == 0 {
 			return last, skipped, nil
 		}
 		if err := ctx.Err(); err != nil {
