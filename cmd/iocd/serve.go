@@ -128,11 +128,17 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	windows, err := restoreWindows(ctx, cfg, st, ackFloor, m, log)
+	alerting, engine, board, err := startAlerting(ctx, cfg, st, js, m, log)
 	if err != nil {
 		return err
 	}
-	alerting, board, err := startAlerting(ctx, cfg, st, js, m, log)
+	// The stored events rebuild the windows, and tell the alert engine when
+	// each source was last seen and when a firing event alert last matched.
+	var restoreEvent func(*event.Event)
+	if engine != nil {
+		restoreEvent = engine.RestoreEvent
+	}
+	windows, err := restoreWindows(ctx, cfg, st, ackFloor, restoreEvent, m, log)
 	if err != nil {
 		return err
 	}
@@ -184,14 +190,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 // last transition of every alert from IOC_ALERTS, the window history its
 // rules need from window_agg) and starts watching the rules file. With
 // IOC_RULES empty, alerting is off.
-func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, m *metrics.Metrics, log zerolog.Logger) (ingest.Alerting, *alert.Board, error) {
+func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, m *metrics.Metrics,
+	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *alert.Board, error) {
 	if cfg.Rules == "" {
 		log.Warn().Msg("IOC_RULES is empty: alerting is off")
-		return ingest.Alerting{}, nil, nil
+		return ingest.Alerting{}, nil, nil, nil
 	}
 	rules, data, err := loadRules(cfg.Rules)
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	m.RulesLoaded.Set(float64(len(rules)))
 	m.RulesReloadOK.Set(1)
@@ -203,10 +210,14 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	deriver := aqi.NewDeriver()
 
 	start := time.Now()
-	last, skipped, err := broker.LastAlerts(ctx, js)
+	all, skipped, err := broker.ReadAlerts(ctx, js)
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
+	if err := repairAlertsTable(ctx, st, all, log); err != nil {
+		return ingest.Alerting{}, nil, nil, err
+	}
+	last := alert.Latest(all)
 	engine.Restore(last)
 	var firing []alert.Alert
 	for _, a := range last {
@@ -227,7 +238,7 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	}
 	newest, err := st.LatestWindowStart(ctx)
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	var history []window.Row
 	from := newest - int64(max(longest, 24*time.Hour).Seconds()) // 24 h: NowCast and corrections of vn_aqi
@@ -238,21 +249,48 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 		}
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	deriver.Restore(history)
 	hourly, err := st.ReadPanes(ctx, 3600, newest-int64(longest.Seconds()), []string{aqi.Metric}, func(r *window.Row) {
 		engine.RestorePane(r)
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	log.Info().Str("rules_file", cfg.Rules).Int("rules", len(rules)).Int("alerts_known", len(last)).
 		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
 		Dur("took", time.Since(start)).Msg("alert engine restored")
 	go watchRules(ctx, cfg.Rules, data, 2*time.Second, engine, m, log)
 	board := alert.NewBoard()
-	return ingest.Alerting{Engine: engine, Deriver: deriver, Board: board, PaneMs: int64(paneSec) * 1000, Firing: firing}, board, nil
+	return ingest.Alerting{Engine: engine, Deriver: deriver, Board: board, PaneMs: int64(paneSec) * 1000, Firing: firing}, engine, board, nil
+}
+
+// repairAlertsTable writes the transitions JetStream stored but the alerts
+// table lacks: the process that published them died before its insert, and
+// the restored engine will not decide them again.
+func repairAlertsTable(ctx context.Context, st *store.Store, all []alert.Alert, log zerolog.Logger) error {
+	if len(all) == 0 {
+		return nil
+	}
+	have, err := st.AlertKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var missing []alert.Alert
+	for _, a := range all {
+		if !have[a.MsgID()] {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := st.InsertAlerts(ctx, missing); err != nil {
+		return fmt.Errorf("write alert transitions missing from the alerts table: %w", err)
+	}
+	log.Info().Int("transitions", len(missing)).Msg("alerts table: wrote transitions published before the last stop but not stored")
+	return nil
 }
 
 // historyMetrics lists the metrics whose window history start-up reads:
@@ -287,7 +325,8 @@ func historyMetrics(rules []alert.Rule) []string {
 // to the ack floor) count: the ones after it come again from JetStream, in
 // their original order, and are processed as the first time, so every
 // late/drop decision and every window they touch comes out the same.
-func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
+func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, onEvent func(*event.Event),
+	m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
 	sizes := make([]time.Duration, len(cfg.WindowSizes))
 	for i, d := range cfg.WindowSizes {
 		sizes[i] = d.D()
@@ -309,6 +348,9 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ack
 	nowMs := time.Now().UnixMilli()
 	n, err := st.ReadEvents(ctx, from, ackFloor, func(ev *event.Event, latestMs int64) {
 		windows.Restore(ev, latestMs, nowMs)
+		if onEvent != nil {
+			onEvent(ev)
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -64,3 +64,19 @@ func token(s string) string {
 // JSON encodes the alert as published. It fails only on a non-finite
 // value, which the engine never produces.
 func (a *Alert) JSON() ([]byte, error) { return json.Marshal(a) }
+
+// Latest returns the last transition of each fingerprint among
+// transitions in publication order.
+func Latest(all []Alert) []Alert {
+	at := map[string]int{}
+	var out []Alert
+	for _, a := range all {
+		if i, ok := at[a.Fingerprint]; ok {
+			out[i] = a
+			continue
+		}
+		at[a.Fingerprint] = len(out)
+		out = append(out, a)
+	}
+	return out
+}

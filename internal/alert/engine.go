@@ -242,23 +242,60 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 	if t > e.maxEventMs {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
-	k := eventKey{ev.Kind, ev.Type, ev.Area, ev.Source}
-	rules, ok := e.byEvent[k]
-	if !ok {
-		k = eventKey{strings.Clone(ev.Kind), strings.Clone(ev.Type), strings.Clone(ev.Area), strings.Clone(ev.Source)}
-		for _, rs := range e.rules {
-			if rs.Kind != KindThreshold && rs.Match.selects(k.kind, k.typ, "", k.area, k.source) {
-				rules = append(rules, rs)
-			}
-		}
-		e.byEvent[k] = rules
-	}
+	k, rules := e.eventRules(ev)
 	for _, rs := range rules {
 		switch rs.Kind {
 		case KindAbsence:
 			e.seen(rs, k, ev)
 		case KindEvent:
 			e.match(rs, k, ev)
+		}
+	}
+}
+
+// eventRules returns the event and absence rules that select an event's
+// key, cached per key.
+func (e *Engine) eventRules(ev *event.Event) (eventKey, []*ruleState) {
+	k := eventKey{ev.Kind, ev.Type, ev.Area, ev.Source}
+	if rules, ok := e.byEvent[k]; ok {
+		return k, rules
+	}
+	// The event's strings may point into a reused buffer.
+	k = eventKey{strings.Clone(ev.Kind), strings.Clone(ev.Type), strings.Clone(ev.Area), strings.Clone(ev.Source)}
+	var rules []*ruleState
+	for _, rs := range e.rules {
+		if rs.Kind != KindThreshold && rs.Match.selects(k.kind, k.typ, "", k.area, k.source) {
+			rules = append(rules, rs)
+		}
+	}
+	e.byEvent[k] = rules
+	return k, rules
+}
+
+// RestoreEvent feeds an event read back from the events table at start-up.
+// Absence rules learn when each source was last seen, and a firing event
+// alert learns its last match, so that resolve_after counts from the right
+// moment. Nothing fires or resolves here.
+func (e *Engine) RestoreEvent(ev *event.Event) {
+	nowMs := e.cfg.Now().UnixMilli()
+	if t := min(ev.TimeMs, nowMs); t > e.maxEventMs {
+		e.maxEventMs, e.wallAtMax = t, nowMs
+	}
+	k, rules := e.eventRules(ev)
+	for _, rs := range rules {
+		switch rs.Kind {
+		case KindAbsence:
+			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, []string{"source"})
+			g.lastMs = max(g.lastMs, ev.TimeMs)
+		case KindEvent:
+			value, metric, ok := rs.matches(ev)
+			if !ok {
+				continue
+			}
+			g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source}, groupOr(rs.GroupBy, "source"))
+			if g.tr.state == Firing && ev.TimeMs >= g.tr.startsAt.UnixMilli() && ev.TimeMs > g.lastMs {
+				g.lastMs, g.value = ev.TimeMs, value
+			}
 		}
 	}
 }

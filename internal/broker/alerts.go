@@ -57,11 +57,10 @@ func parseAlert(data []byte, h nats.Header) (alert.Alert, error) {
 	return a, nil
 }
 
-// LastAlerts reads IOC_ALERTS from the start and returns the last
-// transition of every fingerprint, in stream order: the alert engine
-// continues from there after a restart. Messages that are not alerts are
-// skipped and counted.
-func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert, skipped int, err error) {
+// ReadAlerts reads every transition in IOC_ALERTS, in stream order: the
+// alert engine continues from the last one of each fingerprint after a
+// restart. Messages that are not alerts are skipped and counted.
+func ReadAlerts(ctx context.Context, js jetstream.JetStream) (all []alert.Alert, skipped int, err error) {
 	s, err := js.Stream(ctx, AlertsStream)
 	if err != nil {
 		return nil, 0, fmt.Errorf("broker: open %s: %w", AlertsStream, err)
@@ -78,7 +77,6 @@ func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert
 	if err != nil {
 		return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
 	}
-	byFP := map[string]int{}
 	remaining := info.State.Msgs
 	for {
 		// Ask for no more than is there: Fetch returns once it has them,
@@ -100,18 +98,13 @@ func LastAlerts(ctx context.Context, js jetstream.JetStream) (last []alert.Alert
 				skipped++
 				continue
 			}
-			if i, ok := byFP[a.Fingerprint]; ok {
-				last[i] = a
-			} else {
-				byFP[a.Fingerprint] = len(last)
-				last = append(last, a)
-			}
+			all = append(all, a)
 		}
 		if err := batch.Error(); err != nil {
 			return nil, 0, fmt.Errorf("broker: read %s: %w", AlertsStream, err)
 		}
 		if seq >= end || n == 0 || remaining == 0 {
-			return last, skipped, nil
+			return all, skipped, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err

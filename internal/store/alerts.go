@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/iocstream/iocstream/internal/alert"
@@ -39,6 +40,31 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 	return s.insertColumns(ctx, "alerts", alertsInsert, []any{
 		id, fp, rule, status, severity, kind, typ, metric, area, source, value, threshold, starts, ends, updated, summary, seq,
 	})
+}
+
+// AlertKeys returns the transitions stored in the alerts table, as
+// "<id>:<seq>" (the Nats-Msg-Id): start-up writes the ones JetStream has
+// and the table lacks, published by a process that died before its
+// insert.
+func (s *Store) AlertKeys(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT id, seq FROM alerts")
+	if err != nil {
+		return nil, fmt.Errorf("store: read alert keys: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var seq uint32
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, fmt.Errorf("store: read alert keys: %w", err)
+		}
+		keys[id+":"+strconv.FormatUint(uint64(seq), 10)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read alert keys: %w", err)
+	}
+	return keys, nil
 }
 
 // ReadPanes calls fn with every stored window row of size sizeSec that

@@ -1,0 +1,291 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/internal/sim"
+	"github.com/iocstream/iocstream/test/testenv"
+)
+
+// storedAlert is one message of IOC_ALERTS.
+type storedAlert struct {
+	subject, msgID string
+	ID             string  `json:"id"`
+	Fingerprint    string  `json:"fingerprint"`
+	Rule           string  `json:"rule"`
+	Status         string  `json:"status"`
+	Severity       string  `json:"severity"`
+	Area           string  `json:"area"`
+	Value          float64 `json:"value"`
+	Threshold      float64 `json:"threshold"`
+	EndsAt         *string `json:"endsAt"`
+	Summary        string  `json:"summary"`
+}
+
+// readAlerts returns every message stored in IOC_ALERTS, in stream order.
+func readAlerts(t *testing.T, js jetstream.JetStream) []storedAlert {
+	t.Helper()
+	s := mustStream(t, js, "IOC_ALERTS")
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedAlert
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatalf("IOC_ALERTS seq %d: %v", seq, err)
+		}
+		var a storedAlert
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			t.Fatalf("IOC_ALERTS seq %d is not an alert: %v: %s", seq, err, m.Data)
+		}
+		a.subject, a.msgID = m.Subject, m.Header.Get("Nats-Msg-Id")
+		out = append(out, a)
+	}
+	return out
+}
+
+func ofRule(alerts []storedAlert, rule string) []storedAlert {
+	var out []storedAlert
+	for _, a := range alerts {
+		if a.Rule == rule {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func metricsText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestFloodScenarioAlerts runs 8 simulated hours of the flood scenario
+// through iocd. The river alarms at Kim Long and Phú Ốc must climb and
+// descend their ladders as exactly one alert each, while mid-stream the
+// rules file is broken (the old rules keep running), fixed and reloaded,
+// and iocd is SIGKILLed and restarted with its alerts firing. Nothing may
+// be published twice, and nothing lost: every alert id's transitions are
+// 1..n without a gap, on the contract's subjects, and in the alerts table.
+func TestFloodScenarioAlerts(t *testing.T) {
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	hue, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "deployments", "rules", "hue.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRules := func(body string) {
+		t.Helper()
+		// Written aside and renamed, as editors and ConfigMaps do.
+		tmp := rulesFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, rulesFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRules(string(hue))
+	d := newIOCD(t, ns.url(), db, "IOC_RULES="+rulesFile)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+
+	start := time.Now().Add(-9 * time.Hour).Truncate(time.Minute)
+	gen, err := sim.New(sim.Config{Seed: 7, Start: start, Scenario: sim.ScenarioFlood})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := start.Add(8 * time.Hour)
+
+	reloaded, killed := false, false
+	act := func() {
+		seen := ofRule(readAlerts(t, js), "river_level_kim_long")
+		has := func(sev string) bool {
+			for _, a := range seen {
+				if a.Severity == sev && a.Status == "firing" {
+					return true
+				}
+			}
+			return false
+		}
+		if !reloaded && has("info") {
+			reloaded = true
+			// A broken file: the running rules stay, the metric says so.
+			writeRules(string(hue) + "\n  - name: broken\n    kind: threshold\n    window: 7s\n")
+			waitFor(t, 20*time.Second, "the broken rules file to be refused", func() (bool, string) {
+				return strings.Contains(metricsText(t, d.http), "ioc_rules_last_reload_success 0"), "metric not 0 yet"
+			})
+			// A good edit of other rules: the river alarm keeps its state.
+			edited := strings.Replace(string(hue), "threshold: 70\n", "threshold: 72\n", 1) +
+				"  - {name: reload_marker, kind: event, match: {kind: camera, type: no_such_type}, severity: info, resolve_after: 1m}\n"
+			writeRules(edited)
+			waitFor(t, 20*time.Second, "the edited rules file to be loaded", func() (bool, string) {
+				m := metricsText(t, d.http)
+				return strings.Contains(m, "ioc_rules_last_reload_success 1") && strings.Contains(m, "ioc_rules_loaded 19"), "not reloaded yet"
+			})
+		}
+		if !killed && has("warning") {
+			killed = true
+			d.kill()
+			t.Logf("SIGKILL with %d Kim Long transitions stored", len(seen))
+			d.start()
+		}
+	}
+
+	var chunk []message
+	sent := 0
+	for gen.NextTime().Before(end) {
+		m := gen.Next()
+		chunk = append(chunk, message{subject: m.Subject, data: m.Data, msgID: m.MsgID})
+		if len(chunk) == 10_000 {
+			publish(t, js, chunk)
+			sent += len(chunk)
+			chunk = chunk[:0]
+			act()
+		}
+	}
+	publish(t, js, chunk)
+	sent += len(chunk)
+	waitDrained(t, js)
+	act()
+	if !reloaded || !killed {
+		t.Fatalf("the scenario never reached the reload (%v) or the kill (%v)", reloaded, killed)
+	}
+	// After the last event the idle timeout finalises the last panes.
+	waitFor(t, 30*time.Second, "Kim Long's alarm to resolve", func() (bool, string) {
+		seen := ofRule(readAlerts(t, js), "river_level_kim_long")
+		return len(seen) > 0 && seen[len(seen)-1].Status == "resolved", fmt.Sprintf("%d transitions", len(seen))
+	})
+	all := readAlerts(t, js)
+	perRule := map[string]int{}
+	for _, a := range all {
+		perRule[a.Rule]++
+	}
+	t.Logf("%d messages published, %d alert transitions stored: %v", sent, len(all), perRule)
+	logs, _ := os.ReadFile(d.logs)
+	restored := regexp.MustCompile(`"alerts_firing":(\d+).*"alert engine restored"`).FindAllSubmatch(logs, -1)
+	if len(restored) != 2 || string(restored[1][1]) == "0" {
+		t.Fatalf("the restart must rebuild the firing alerts from IOC_ALERTS; restore log lines: %q", restored)
+	}
+	t.Logf("the restarted iocd rebuilt %s firing alerts", restored[1][1])
+
+	for _, river := range []struct{ rule, area string }{{"river_level_kim_long", "kim-long"}, {"river_level_phu_oc", "huong-tra"}} {
+		got := ofRule(all, river.rule)
+		want := []struct{ status, severity string }{
+			{"firing", "info"}, {"firing", "warning"}, {"firing", "critical"},
+			{"firing", "warning"}, {"firing", "info"}, {"resolved", "info"},
+		}
+		var b strings.Builder
+		for _, a := range got {
+			fmt.Fprintf(&b, "%s/%s(%.2f) ", a.Status, a.Severity, a.Value)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d transitions, want BĐ1 → BĐ2 → BĐ3 → BĐ2 → BĐ1 → resolved: %s", river.rule, len(got), b.String())
+		}
+		for i, a := range got {
+			if a.Status != want[i].status || a.Severity != want[i].severity || a.ID != got[0].ID ||
+				a.msgID != fmt.Sprintf("%s:%d", a.ID, i+1) ||
+				a.subject != fmt.Sprintf("ioc.alerts.%s.environment.%s", a.Severity, river.area) {
+				t.Fatalf("%s transition %d: %+v; all: %s", river.rule, i+1, a, b.String())
+			}
+			if a.Status == "firing" && a.Value < a.Threshold {
+				t.Errorf("%s transition %d: value %.2f below its threshold %.2f", river.rule, i+1, a.Value, a.Threshold)
+			}
+		}
+		if last := got[len(got)-1]; last.EndsAt == nil || !strings.HasPrefix(last.Summary, "Đã kết thúc") {
+			t.Errorf("%s: resolved transition without endsAt or summary: %+v", river.rule, last)
+		}
+		if !strings.Contains(got[1].Summary, "báo động 2") {
+			t.Errorf("%s: summary %q does not name the alarm level", river.rule, got[1].Summary)
+		}
+	}
+
+	// Nothing twice, nothing lost, one episode per fingerprint at a time.
+	seqs := map[string]int{}
+	open := map[string]string{} // fingerprint → firing id
+	lastOf := map[string]storedAlert{}
+	for _, a := range all {
+		seqs[a.ID]++
+		if want := fmt.Sprintf("%s:%d", a.ID, seqs[a.ID]); a.msgID != want {
+			t.Fatalf("%s: transition %s stored where %s was due (a duplicate or a lost transition)", a.Rule, a.msgID, want)
+		}
+		if id, ok := open[a.Fingerprint]; ok && id != a.ID {
+			t.Fatalf("%s: a second episode %s while %s was still firing", a.Rule, a.ID, id)
+		}
+		if a.Status == "firing" {
+			open[a.Fingerprint] = a.ID
+		} else {
+			delete(open, a.Fingerprint)
+		}
+		lastOf[a.Fingerprint] = a
+	}
+
+	// The alerts table holds the same transitions, once each.
+	var rows, distinct uint64
+	if err := conn.QueryRow(context.Background(),
+		"SELECT count(), uniqExact(id, seq) FROM "+db+".alerts FINAL").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != uint64(len(all)) || distinct != rows {
+		t.Fatalf("alerts table: %d rows (%d distinct), stream: %d transitions", rows, distinct, len(all))
+	}
+	var kimLong uint64
+	if err := conn.QueryRow(context.Background(),
+		"SELECT count() FROM "+db+".alerts FINAL WHERE rule = 'river_level_kim_long' AND area = 'kim-long'").Scan(&kimLong); err != nil {
+		t.Fatal(err)
+	}
+	if kimLong != 6 {
+		t.Fatalf("alerts table: %d Kim Long rows, want 6", kimLong)
+	}
+
+	// The live view, after the restart, shows exactly what still fires.
+	resp, err := http.Get("http://" + d.http + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var live []storedAlert
+	if err := json.NewDecoder(resp.Body).Decode(&live); err != nil {
+		t.Fatal(err)
+	}
+	firing := map[string]bool{}
+	for fp, a := range lastOf {
+		if a.Status == "firing" {
+			firing[fp] = true
+		}
+	}
+	if len(live) != len(firing) {
+		t.Fatalf("/api/v1/alerts shows %d alerts, the stream says %d fire", len(live), len(firing))
+	}
+	for _, a := range live {
+		if !firing[a.Fingerprint] {
+			t.Fatalf("/api/v1/alerts shows %s (%s), which is not firing", a.Rule, a.Fingerprint)
+		}
+	}
+	if !regexp.MustCompile(`ioc_alerts_firing\{severity="warning"\} \d+`).MatchString(metricsText(t, d.http)) {
+		t.Error("/metrics lacks ioc_alerts_firing")
+	}
+}
