@@ -18,6 +18,7 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iocd ./cmd/iocd
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iocsim ./cmd/iocsim
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iocctl ./cmd/iocctl
 
 # A local ClickHouse under ./data/clickhouse, unless IOC_CLICKHOUSE_ADDR
 # already answers (deployments/scripts/clickhouse.sh decides).

@@ -24,6 +24,7 @@ fi
 bin/iocd run >>"$log" 2>&1 &
 iocd=$!
 sim=
+watcher=
 stopped=
 stop() {
   trap - INT TERM
@@ -31,6 +32,7 @@ stop() {
   stopped=1
   echo
   [ -n "$sim" ] && kill -INT "$sim" 2>/dev/null && wait "$sim" 2>/dev/null || true
+  [ -n "$watcher" ] && kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null || true
   echo "stopping iocd (it drains: writes and acknowledges what it holds)"
   kill -TERM "$iocd" 2>/dev/null || true
   wait "$iocd" 2>/dev/null || true
@@ -61,13 +63,20 @@ cat <<MSG
     WHERE window_size_s = 60 AND kind = 'environment' AND window_start > now() - 600
     ORDER BY window_start DESC, area, source, metric LIMIT 30
   Rejections: SELECT reason, count() FROM $db.rejected GROUP BY reason
+  Alerts:   http://$http/api/v1/alerts   live: http://$http/api/v1/alerts/stream (SSE)
+            bin/iocctl alerts [watch]    NATS subjects ioc.alerts.<severity>.<kind>.<area>
+  Alert transitions are printed below as they happen (rules: ${IOC_RULES:-deployments/rules/hue.yaml}).
   Ctrl-C stops everything cleanly.
 
 MSG
 
+# Alert transitions, live, on this terminal.
+IOC_HTTP_ADDR=$http bin/iocctl alerts watch &
+watcher=$!
+
 bin/iocsim --nats "nats://$IOC_NATS_LISTEN" --scenario "${SCENARIO:-normal}" --rate "${RATE:-200}" \
   --speedup "${SPEEDUP:-1}" --bad-ratio "${BAD_RATIO:-0.01}" --dup-ratio "${DUP_RATIO:-0.01}" \
-  --late-ratio "${LATE_RATIO:-0.01}" &
+  --late-ratio "${LATE_RATIO:-0.01}" --progress "${PROGRESS:-30s}" &
 sim=$!
 wait "$sim" || true
 sim=

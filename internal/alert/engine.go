@@ -598,7 +598,7 @@ func aggregate(agg string, op Op, members map[*seriesEntry]struct{}, fromMs, toM
 		haveRate, haveData bool
 	)
 	for s := range members {
-		var firstP, lastP *pane
+		var fit slope
 		for i := range s.panes {
 			p := &s.panes[i]
 			if p.startMs < fromMs || p.endMs > toMs || p.count == 0 {
@@ -611,14 +611,11 @@ func aggregate(agg string, op Op, members map[*seriesEntry]struct{}, fromMs, toM
 			if p.endMs > lastEnd {
 				last, lastEnd = p.last, p.endMs
 			}
-			if firstP == nil {
-				firstP = p
-			}
-			lastP = p
+			fit.add(float64(p.startMs-fromMs), p.sum/float64(p.count))
 		}
-		if firstP != nil && lastP != firstP {
-			hours := float64(lastP.startMs-firstP.startMs) / float64(time.Hour/time.Millisecond)
-			r := (lastP.last - firstP.first) / hours
+		// A rate needs data across at least half the window: two readings a
+		// minute apart turn ±1 cm of gauge noise into ±0.6 m/h.
+		if r, ok := fit.perHour(float64(toMs-fromMs) / 2); ok {
 			if !haveRate || op.rising() && r > rate || !op.rising() && r < rate {
 				rate, haveRate = r, true
 			}
@@ -644,6 +641,42 @@ func aggregate(agg string, op Op, members map[*seriesEntry]struct{}, fromMs, toM
 		return rate, haveRate
 	}
 	return 0, false
+}
+
+// slope fits a least-squares line through (time, value) points: the rate
+// of change of a noisy series, from every pane rather than two end points.
+type slope struct {
+	n                        int
+	minT, maxT               float64
+	sumT, sumV, sumTT, sumTV float64
+}
+
+func (s *slope) add(t, v float64) {
+	if s.n == 0 || t < s.minT {
+		s.minT = t
+	}
+	if s.n == 0 || t > s.maxT {
+		s.maxT = t
+	}
+	s.n++
+	s.sumT += t
+	s.sumV += v
+	s.sumTT += t * t
+	s.sumTV += t * v
+}
+
+// perHour is the slope per hour (t in milliseconds), if the points span at
+// least minSpanMs.
+func (s *slope) perHour(minSpanMs float64) (float64, bool) {
+	if s.n < 2 || s.maxT-s.minT < minSpanMs {
+		return 0, false
+	}
+	n := float64(s.n)
+	den := n*s.sumTT - s.sumT*s.sumT
+	if den == 0 {
+		return 0, false
+	}
+	return (n*s.sumTV - s.sumT*s.sumV) / den * float64(time.Hour/time.Millisecond), true
 }
 
 // Tick advances the engine clock to wall time nowMs: applies a rule set

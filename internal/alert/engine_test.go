@@ -169,7 +169,15 @@ func TestThresholdRules(t *testing.T) {
 			rule: `
   - {name: r, kind: threshold, match: {metric: height}, window: 60m, agg: rate_per_hour, op: ">=", threshold: 0.3, severity: warning, clear: 0.1}`,
 			feeds: []feed{{"a", "x", 0, 1.0, true}, {"a", "x", 15, 1.2, true}, {"a", "x", 30, 1.5, true}, {"a", "x", 45, 1.5, true}, {"a", "x", 100, 1.5, true}, {"a", "x", 110, 1.5, true}},
-			want:  "16:firing/warning#1 101:resolved/warning#2",
+			// The first rate needs data across half the window (30 min).
+			want: "31:firing/warning#1 101:resolved/warning#2",
+		},
+		{
+			name: "rate_per_hour ignores gauge noise over a short span",
+			rule: `
+  - {name: r, kind: threshold, match: {metric: height}, window: 60m, agg: rate_per_hour, op: ">=", threshold: 0.3, severity: warning}`,
+			feeds: []feed{{"a", "x", 0, 1.00, true}, {"a", "x", 1, 1.01, true}, {"a", "x", 2, 0.99, true}, {"a", "x", 3, 1.01, true}},
+			want:  "",
 		},
 		{
 			name: "avg below a falling threshold with clear",

@@ -1,0 +1,229 @@
+// Command iocctl is the operator's command line for iocd: it lists the
+// alerts firing now and follows alert transitions live, from iocd's HTTP
+// API.
+//
+//	iocctl alerts            the alerts firing now
+//	iocctl alerts watch      the firing alerts, then every transition as it happens
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/alert"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("iocctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", defaultAPI(), "iocd's HTTP address (env IOC_HTTP_ADDR)")
+	color := fs.Bool("color", isTerminal(stdout), "colour severities")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: iocctl [--api URL] alerts [watch]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	p := printer{w: stdout, color: *color}
+	switch strings.Join(fs.Args(), " ") {
+	case "alerts":
+		if err := list(ctx, *api, p); err != nil {
+			fmt.Fprintln(stderr, "iocctl:", err)
+			return 1
+		}
+		return 0
+	case "alerts watch":
+		watch(ctx, *api, p, stderr)
+		return 0
+	}
+	fs.Usage()
+	return 2
+}
+
+func defaultAPI() string {
+	addr := os.Getenv("IOC_HTTP_ADDR")
+	switch {
+	case addr == "":
+		addr = "127.0.0.1:8080"
+	case strings.HasPrefix(addr, ":"):
+		addr = "127.0.0.1" + addr
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return addr
+}
+
+func list(ctx context.Context, api string, p printer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/api/v1/alerts", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach iocd at %s: %w", api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/api/v1/alerts: %s", api, resp.Status)
+	}
+	var alerts []alert.Alert
+	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
+		return fmt.Errorf("read alerts: %w", err)
+	}
+	p.firing(alerts)
+	return nil
+}
+
+// watch follows the SSE stream until ctx ends, reconnecting (and printing
+// the snapshot again) when iocd restarts.
+func watch(ctx context.Context, api string, p printer, stderr io.Writer) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		err := stream(ctx, api, p)
+		if ctx.Err() != nil {
+			return
+		}
+		fmt.Fprintf(stderr, "iocctl: alert stream: %v; reconnecting in %s\n", err, backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func stream(ctx context.Context, api string, p printer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/api/v1/alerts/stream", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return readEvents(resp.Body, func(name, id string, data []byte) error {
+		switch name {
+		case "snapshot":
+			var alerts []alert.Alert
+			if err := json.Unmarshal(data, &alerts); err != nil {
+				return fmt.Errorf("bad snapshot: %w", err)
+			}
+			p.firing(alerts)
+		case "alert":
+			var a alert.Alert
+			if err := json.Unmarshal(data, &a); err != nil {
+				return fmt.Errorf("bad alert: %w", err)
+			}
+			// The transition's sequence is in the event id, <id>:<seq>.
+			if i := strings.LastIndexByte(id, ':'); i >= 0 {
+				a.Seq, _ = strconv.Atoi(id[i+1:])
+			}
+			p.transition(a)
+		case "error":
+			return fmt.Errorf("iocd ended the stream: %s", data)
+		}
+		return nil
+	})
+}
+
+// readEvents parses a Server-Sent Events stream: "event:", "id:" and
+// "data:" lines, an event per blank line; comments (":") are keepalives.
+func readEvents(r io.Reader, fn func(name, id string, data []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024) // a snapshot of many alerts is one line
+	name, id, data := "message", "", []byte(nil)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data != nil {
+				if err := fn(name, id, data); err != nil {
+					return err
+				}
+			}
+			name, id, data = "message", "", nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "id:"):
+			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+		case strings.HasPrefix(line, "data:"):
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errors.New("connection closed")
+}
+
+// printer writes one line per alert, for a terminal or a log.
+type printer struct {
+	w     io.Writer
+	color bool
+}
+
+var sevColor = map[alert.Severity]string{alert.Info: "\x1b[36m", alert.Warning: "\x1b[33m", alert.Critical: "\x1b[1;31m"}
+
+func (p printer) firing(alerts []alert.Alert) {
+	fmt.Fprintf(p.w, "%d alert(s) firing\n", len(alerts))
+	for _, a := range alerts {
+		p.line(a, "FIRING  ")
+	}
+}
+
+func (p printer) transition(a alert.Alert) {
+	status := "FIRING  "
+	if a.Status == alert.StatusResolved {
+		status = "RESOLVED"
+	} else if a.Seq > 1 {
+		status = "CHANGED "
+	}
+	p.line(a, status)
+}
+
+func (p printer) line(a alert.Alert, status string) {
+	sev := fmt.Sprintf("%-8s", strings.ToUpper(string(a.Severity)))
+	if p.color {
+		sev = sevColor[a.Severity] + sev + "\x1b[0m"
+	}
+	fmt.Fprintf(p.w, "%s  %s %s  %-22s %-12s %s\n", a.UpdatedAt.Local().Format("15:04:05"), sev, status, a.Rule, a.Area, a.Summary)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/httpapi"
+)
+
+// syncBuffer is written by the watcher and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func kimLong(seq int, sev alert.Severity, status alert.Status) alert.Alert {
+	return alert.Alert{ID: "a1", Seq: seq, Fingerprint: "fp1", Rule: "river_level_kim_long", Status: status, Severity: sev,
+		Kind: "environment", Area: "kim-long", Source: "wl-kim-long", UpdatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+		Summary: "Mực nước sông Hương tại Kim Long 2.13 m ≥ báo động 2 (2 m)"}
+}
+
+// TestAlertsAgainstIOCDsAPI runs both subcommands against the real HTTP
+// API of iocd serving a live board.
+func TestAlertsAgainstIOCDsAPI(t *testing.T) {
+	board := alert.NewBoard()
+	board.Apply(kimLong(1, alert.Info, alert.StatusFiring))
+	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, board, false, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+	api := "--api=http://" + srv.Addr()
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{api, "alerts"}, &out, &errOut); code != 0 {
+		t.Fatalf("alerts: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "1 alert(s) firing") || !strings.Contains(out.String(), "INFO") ||
+		!strings.Contains(out.String(), "river_level_kim_long") {
+		t.Fatalf("alerts printed:\n%s", out.String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var watched syncBuffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{api, "alerts", "watch"}, &watched, &errOut) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(watched.String(), "1 alert(s) firing") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	board.Apply(kimLong(2, alert.Warning, alert.StatusFiring))
+	board.Apply(kimLong(3, alert.Warning, alert.StatusResolved))
+	for !strings.Contains(watched.String(), "RESOLVED") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("watch exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(watched.String()), "\n")
+	want := []string{"1 alert(s) firing", "INFO     FIRING", "WARNING  CHANGED", "WARNING  RESOLVED"}
+	if len(lines) != len(want) {
+		t.Fatalf("watch printed %d lines, want %d:\n%s", len(lines), len(want), watched.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d %q lacks %q", i, lines[i], w)
+		}
+	}
+}
+
+func TestReadEvents(t *testing.T) {
+	in := ": keepalive\n\nevent: snapshot\ndata: []\n\nevent: alert\nid: a:1\ndata: {\"a\":\ndata: 1}\n\n"
+	var got []string
+	err := readEvents(strings.NewReader(in), func(name, id string, data []byte) error {
+		got = append(got, name+"("+id+")="+string(data))
+		return nil
+	})
+	if err == nil || err.Error() != "connection closed" {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Join(got, "|") != "snapshot()=[]|alert(a:1)={\"a\":\n1}" {
+		t.Fatalf("got %q", got)
+	}
+}
