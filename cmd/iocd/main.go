@@ -1,7 +1,7 @@
 // Command iocd is the iocstream processor: it consumes events from NATS
 // JetStream, validates and windows them, and writes them to ClickHouse.
 //
-//	iocd [run] [--config FILE]   run the pipeline (the default)
+//	iocd [run] [--config FILE] [--rules FILE]   run the pipeline (the default)
 //	iocd migrate [--config FILE] apply schemas/clickhouse migrations
 //	iocd rules check FILE        validate a rules file, every problem with its line
 //	iocd version                 print the version
@@ -51,6 +51,7 @@ func run(args []string) int {
 	}
 	fs := flag.NewFlagSet("iocd "+cmd, flag.ContinueOnError)
 	configPath := fs.String("config", os.Getenv("IOC_CONFIG"), "YAML configuration `file` (IOC_* variables override it)")
+	rules := fs.String("rules", "", "alert rules `file`; overrides IOC_RULES and the configuration file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,6 +59,9 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iocd:", err)
 		return 2
+	}
+	if *rules != "" {
+		cfg.Rules = *rules
 	}
 	log := newLogger(cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -81,7 +85,8 @@ func run(args []string) int {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  iocd [run] [--config FILE]    run the pipeline (default)
+  iocd [run] [--config FILE] [--rules FILE]
+                                run the pipeline (default)
   iocd migrate [--config FILE]  apply the ClickHouse migrations and exit
   iocd rules check FILE         validate a rules file (exit 1 with every problem and its line)
   iocd version                  print the version
