@@ -7,6 +7,7 @@ import (
 	"math"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,7 +161,8 @@ func (e *Engine) install(rules []Rule) {
 		case prev != nil && sameRule(prev.Rule, r):
 			prev.Rule = r
 			e.rules = append(e.rules, prev)
-		case prev != nil && prev.Kind == r.Kind:
+		case prev != nil && prev.Kind == r.Kind && slices.Equal(prev.GroupBy, r.GroupBy):
+			// Same fingerprints: the alerts carry over.
 			rs := &ruleState{Rule: r, groups: prev.groups}
 			for _, g := range rs.groups {
 				if g.tr.state == Pending {
@@ -178,7 +180,7 @@ func (e *Engine) install(rules []Rule) {
 			e.rules = append(e.rules, rs)
 		default:
 			if prev != nil {
-				old[r.Name] = prev // kind changed: resolve the old one
+				old[r.Name] = prev // other fingerprints: resolve the old alerts
 			}
 			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[string]*group{}})
 		}

@@ -449,3 +449,18 @@ func TestReplayGivesTheSameIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadWithOtherGroupingResolvesTheOldAlerts(t *testing.T) {
+	const bySource = `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: info, group_by: [source]}`
+	e, _ := newEngine(t, bySource)
+	e.Windows([]window.Row{paneRow("a", "x", "height", 0, 2, true)})
+	first := e.Take(nil)
+	e.SetRules(mustRules(t, strings.ReplaceAll(bySource, "[source]", "[area]")))
+	e.Windows([]window.Row{paneRow("a", "x", "height", 1, 2, true)})
+	got := e.Take(nil)
+	if len(first) != 1 || len(got) != 2 || got[0].Status != StatusResolved || got[0].ID != first[0].ID ||
+		got[1].Status != StatusFiring || got[1].Fingerprint == first[0].Fingerprint {
+		t.Fatalf("first %s, after the reload %s", brief(first), brief(got))
+	}
+}
