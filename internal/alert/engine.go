@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -57,6 +58,11 @@ type Engine struct {
 	maxEventMs int64 // engine clock: newest event time seen
 	wallAtMax  int64 // wall time when maxEventMs last moved
 
+	// Scratch of Windows, kept between calls.
+	dues    []due
+	dueAt   map[dueKey]int
+	touched map[*seriesEntry]struct{}
+
 	out []Alert
 }
 
@@ -70,6 +76,16 @@ type seriesEntry struct {
 	panes  []pane // by start; only kept when a rule uses the series
 	keepMs int64
 	rules  []*ruleState
+	// Running totals through each pane (cum[i] covers panes[0..i] and
+	// everything trimmed before them), so a 24-hour sum is a subtraction,
+	// not a walk over 1 440 panes at every evaluation.
+	cum  []total
+	base total // what was trimmed
+}
+
+type total struct {
+	count uint64
+	sum   float64
 }
 
 type pane struct {
@@ -82,8 +98,11 @@ type pane struct {
 // ruleState is a rule and the groups (fingerprints) it has seen.
 type ruleState struct {
 	Rule
-	groups map[string]*group // by group key
+	groups map[groupKey]*group
 }
+
+// groupKey is the group_by values of a group ("" for fields not grouped).
+type groupKey struct{ area, source, typ string }
 
 // group is one fingerprint of a rule.
 type group struct {
@@ -112,7 +131,7 @@ func NewEngine(cfg EngineConfig, rules []Rule) *Engine {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, series: map[seriesKey]*seriesEntry{}, firingEvt: map[*group]*ruleState{},
-		maxEventMs: math.MinInt64}
+		maxEventMs: math.MinInt64, dueAt: map[dueKey]int{}, touched: map[*seriesEntry]struct{}{}}
 	e.install(rules)
 	return e
 }
@@ -182,7 +201,7 @@ func (e *Engine) install(rules []Rule) {
 			if prev != nil {
 				old[r.Name] = prev // other fingerprints: resolve the old alerts
 			}
-			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[string]*group{}})
+			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[groupKey]*group{}})
 		}
 	}
 	wallMs := e.cfg.Now().UnixMilli()
@@ -424,18 +443,9 @@ func (e *Engine) Windows(rows []window.Row) {
 	// call are in: a backlog delivers many panes per call and must climb
 	// the same ladder as live traffic, and several sources of one group
 	// final at the same end give one decision.
-	type dueKey struct {
-		g     *group
-		endMs int64
-	}
-	type due struct {
-		dueKey
-		rs    *ruleState
-		final bool
-	}
-	dues := map[dueKey]*due{}
-	var order []*due
-	touched := map[*seriesEntry]struct{}{}
+	clear(e.dueAt)
+	e.dues = e.dues[:0]
+	clear(e.touched)
 	for i := range rows {
 		r := &rows[i]
 		k := seriesKey{r.Kind, r.Type, r.Metric, r.Area, r.Source}
@@ -445,30 +455,41 @@ func (e *Engine) Windows(rows []window.Row) {
 		}
 		end := r.StartMs + r.SizeMs
 		s.put(paneOf(r))
-		touched[s] = struct{}{}
+		e.touched[s] = struct{}{}
 		for _, rs := range s.rules {
 			if !r.Final && !rs.Early {
 				continue
 			}
 			g := rs.member(s)
 			dk := dueKey{g, end}
-			if d := dues[dk]; d != nil {
-				d.final = d.final && r.Final // a partial pane at the same end: not a final decision
+			if at, ok := e.dueAt[dk]; ok {
+				e.dues[at].final = e.dues[at].final && r.Final // a partial pane at the same end: not a final decision
 				continue
 			}
-			d := &due{dk, rs, r.Final}
-			dues[dk] = d
-			order = append(order, d)
+			e.dueAt[dk] = len(e.dues)
+			e.dues = append(e.dues, due{dk, rs, r.Final})
 		}
 	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].endMs < order[j].endMs })
-	for _, d := range order {
+	slices.SortStableFunc(e.dues, func(a, b due) int { return cmp.Compare(a.endMs, b.endMs) })
+	for _, d := range e.dues {
 		e.evaluate(d.rs, d.g, d.endMs, d.final)
 	}
 	// Trimmed only now: the older panes were needed by the evaluations.
-	for s := range touched {
+	for s := range e.touched {
 		s.trim()
 	}
+}
+
+// dueKey is one evaluation a Windows call owes: a group at a pane end.
+type dueKey struct {
+	g     *group
+	endMs int64
+}
+
+type due struct {
+	dueKey
+	rs    *ruleState
+	final bool
 }
 
 // RestorePane puts a stored window row back into the rules' history
@@ -538,11 +559,41 @@ func (s *seriesEntry) put(p pane) {
 		s.panes[i] = p
 	case i == len(s.panes):
 		s.panes = append(s.panes, p)
+		s.cum = append(s.cum, total{})
 	default:
 		s.panes = append(s.panes, pane{})
 		copy(s.panes[i+1:], s.panes[i:])
 		s.panes[i] = p
+		s.cum = append(s.cum, total{})
 	}
+	// Usually i is the last pane; a correction of an older one recounts
+	// from there.
+	for j := i; j < len(s.panes); j++ {
+		prev := s.base
+		if j > 0 {
+			prev = s.cum[j-1]
+		}
+		s.cum[j] = total{prev.count + s.panes[j].count, prev.sum + s.panes[j].sum}
+	}
+}
+
+// span returns the indexes [i, j) of the panes inside [fromMs, toMs).
+func (s *seriesEntry) span(fromMs, toMs int64) (int, int) {
+	i := sort.Search(len(s.panes), func(k int) bool { return s.panes[k].startMs >= fromMs })
+	j := sort.Search(len(s.panes), func(k int) bool { return s.panes[k].endMs > toMs })
+	return i, max(i, j)
+}
+
+// totals sums count and sum over panes[i:j].
+func (s *seriesEntry) totals(i, j int) total {
+	if i >= j {
+		return total{}
+	}
+	before := s.base
+	if i > 0 {
+		before = s.cum[i-1]
+	}
+	return total{s.cum[j-1].count - before.count, s.cum[j-1].sum - before.sum}
 }
 
 // trim forgets panes older than any rule's window.
@@ -556,7 +607,9 @@ func (s *seriesEntry) trim() {
 		drop++
 	}
 	if drop > 0 {
+		s.base = s.cum[drop-1]
 		s.panes = append(s.panes[:0], s.panes[drop:]...)
+		s.cum = append(s.cum[:0], s.cum[drop:]...)
 	}
 }
 
@@ -600,15 +653,24 @@ func aggregate(agg string, op Op, members map[*seriesEntry]struct{}, fromMs, toM
 		haveRate, haveData bool
 	)
 	for s := range members {
+		from, to := s.span(fromMs, toMs)
+		t := s.totals(from, to)
+		if t.count == 0 {
+			continue
+		}
+		haveData = true
+		count += t.count
+		sum += t.sum
+		switch agg {
+		case "count", "sum", "avg":
+			continue // the totals are all it takes
+		}
 		var fit slope
-		for i := range s.panes {
+		for i := from; i < to; i++ {
 			p := &s.panes[i]
-			if p.startMs < fromMs || p.endMs > toMs || p.count == 0 {
+			if p.count == 0 {
 				continue
 			}
-			haveData = true
-			count += p.count
-			sum += p.sum
 			lo, hi = math.Min(lo, p.min), math.Max(hi, p.max)
 			if p.endMs > lastEnd {
 				last, lastEnd = p.last, p.endMs
@@ -877,7 +939,7 @@ func (rs *ruleState) group(k seriesKey, by []string) *group {
 			typ = k.typ
 		}
 	}
-	key := area + "\x00" + source + "\x00" + typ
+	key := groupKey{area, source, typ}
 	if g, ok := rs.groups[key]; ok {
 		return g
 	}
