@@ -49,10 +49,11 @@ test-integration: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
 		$(GO) test -count=1 -tags integration -timeout 15m -v ./test/integration/
 
-# A short fuzz of the decoder: no payload may panic it, and its JSON
-# verdict must match encoding/json's.
+# Short fuzzes: no payload may panic the decoder and its JSON verdict
+# must match encoding/json's; no rules file may panic the rules parser.
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s ./internal/event/
+	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 10s ./internal/alert/
 
 test: vet test-unit test-fuzz test-integration
 
