@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	pipe := ingest.New(ingest.Config{
 		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
-		MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
+		EvalInterval: 100 * time.Millisecond, MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
 	}, windows, st, js, alerting, m, log)
 
 	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{

@@ -89,6 +89,10 @@ type Config struct {
 	BatchSize       int           // messages per batch
 	FlushInterval   time.Duration // longest time a message waits before its batch is written
 	EarlyInterval   time.Duration // how often open windows are written early (final = 0)
+	// EvalInterval is how often, between batches, windows that became
+	// final are handed to the alert engine (and kept for the batch): a
+	// threshold alert should not wait for the next ClickHouse write.
+	EvalInterval time.Duration
 	MaxFutureSkew   time.Duration
 	ShutdownTimeout time.Duration // how long a drain may take on shutdown
 }
@@ -113,6 +117,7 @@ type Pipeline struct {
 	counts    counters
 	lastSeal  time.Time
 	lastEarly time.Time
+	lastEval  time.Time
 	taken     []alert.Alert
 	panes     []window.Row
 	firing    map[string]alert.Severity // by fingerprint; the writer's
@@ -174,11 +179,12 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	if err != nil {
 		return err
 	}
-	p.lastSeal, p.lastEarly = p.now(), p.now()
+	p.lastSeal, p.lastEarly, p.lastEval = p.now(), p.now(), p.now()
 	// One deadline per batch rather than NextMaxWait, which arms a timer
-	// for every message: the wait ends when the batch is due.
+	// for every message: the wait ends when the batch or an alert
+	// evaluation is due.
 	var due deadline
-	due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
+	due.reset(ctx, p.wake())
 	defer due.stop()
 	var fatal error
 	for ctx.Err() == nil {
@@ -207,9 +213,15 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		default:
 			p.log.Warn().Err(err).Msg("fetching from IOC_EVENTS")
 		}
-		if p.cur.msgs >= p.cfg.BatchSize || now.Sub(p.lastSeal) >= p.cfg.FlushInterval || due.ctx.Err() != nil {
+		switch {
+		case p.cur.msgs >= p.cfg.BatchSize || !now.Before(p.lastSeal.Add(p.cfg.FlushInterval)):
 			p.seal(now, false)
-			due.reset(ctx, p.lastSeal.Add(p.cfg.FlushInterval))
+			due.reset(ctx, p.wake())
+		case p.alerting() && !now.Before(p.lastEval.Add(p.cfg.EvalInterval)):
+			p.collect(now, false)
+			due.reset(ctx, p.wake())
+		case due.ctx.Err() != nil:
+			due.reset(ctx, p.wake())
 		}
 	}
 
@@ -221,6 +233,21 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		return fmt.Errorf("ingest: drain: %w", err)
 	}
 	return fatal
+}
+
+// alerting reports whether an alert engine evaluates between batches.
+func (p *Pipeline) alerting() bool { return p.alerts.Engine != nil && p.cfg.EvalInterval > 0 }
+
+// wake is when the loop must act next without a message: the batch's
+// flush, or the next alert evaluation.
+func (p *Pipeline) wake() time.Time {
+	at := p.lastSeal.Add(p.cfg.FlushInterval)
+	if p.alerting() {
+		if ev := p.lastEval.Add(p.cfg.EvalInterval); ev.Before(at) {
+			at = ev
+		}
+	}
+	return at
 }
 
 // deadline is a context that ends when the current batch is due.
@@ -371,11 +398,8 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 		p.lastEarly = now
 	}
 	p.lastSeal = now
+	p.collect(now, early)
 	b := p.cur
-	b.windows = p.windows.Collect(b.windows[:0], now.UnixMilli(), early)
-	if p.alerts.Engine != nil {
-		p.evaluate(b, now)
-	}
 	p.counts.flush(p.m)
 	st := p.windows.Stats()
 	p.m.Sources.Set(float64(st.Sources))
@@ -390,12 +414,24 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	p.cur = <-p.free
 }
 
-// evaluate gives the engine the panes collected for this batch, derives
-// the hourly rows (stored with the batch and evaluated too), advances the
-// engine clock and publishes what it decided.
-func (p *Pipeline) evaluate(b *batch, now time.Time) {
+// collect adds the window rows due now to the current batch and, with
+// alerting on, evaluates them.
+func (p *Pipeline) collect(now time.Time, early bool) {
+	b := p.cur
+	n := len(b.windows)
+	b.windows = p.windows.Collect(b.windows, now.UnixMilli(), early)
+	if p.alerts.Engine != nil {
+		p.evaluate(b, n, now)
+	}
+	p.lastEval = now
+}
+
+// evaluate gives the engine the panes collected into the batch from
+// index from on, derives the hourly rows (stored with the batch and
+// evaluated too), advances the engine clock and publishes what it decided.
+func (p *Pipeline) evaluate(b *batch, from int, now time.Time) {
 	p.panes = p.panes[:0]
-	for _, r := range b.windows {
+	for _, r := range b.windows[from:] {
 		if r.SizeMs == p.alerts.PaneMs {
 			p.panes = append(p.panes, r)
 		}
