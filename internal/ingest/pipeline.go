@@ -86,13 +86,13 @@ type Consumer interface {
 
 // Config tunes batching.
 type Config struct {
-	BatchSize       int           // messages per batch
-	FlushInterval   time.Duration // longest time a message waits before its batch is written
-	EarlyInterval   time.Duration // how often open windows are written early (final = 0)
+	BatchSize     int           // messages per batch
+	FlushInterval time.Duration // longest time a message waits before its batch is written
+	EarlyInterval time.Duration // how often open windows are written early (final = 0)
 	// EvalInterval is how often, between batches, windows that became
 	// final are handed to the alert engine (and kept for the batch): a
 	// threshold alert should not wait for the next ClickHouse write.
-	EvalInterval time.Duration
+	EvalInterval    time.Duration
 	MaxFutureSkew   time.Duration
 	ShutdownTimeout time.Duration // how long a drain may take on shutdown
 }
