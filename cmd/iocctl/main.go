@@ -2,12 +2,15 @@
 // alerts firing now and follows alert transitions live, from iocd's HTTP
 // API.
 //
-//	iocctl alerts            the alerts firing now
-//	iocctl alerts watch      the firing alerts, then every transition as it happens
+//	iocctl alerts                         the alerts firing now
+//	iocctl alerts watch                   the firing alerts, then every transition as it happens
+//	iocctl [--by NAME] alerts ack FINGERPRINT [COMMENT]
+//	                                      acknowledge a firing alert
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -36,8 +40,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	api := fs.String("api", defaultAPI(), "iocd's HTTP address (env IOC_HTTP_ADDR)")
 	color := fs.Bool("color", isTerminal(stdout), "colour severities")
+	by := fs.String("by", os.Getenv("USER"), "who acknowledges (alerts ack)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: iocctl [--api URL] alerts [watch]")
+		fmt.Fprintln(stderr, "usage: iocctl [flags] alerts [watch]\n       iocctl [flags] alerts ack FINGERPRINT [COMMENT]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -53,6 +58,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "alerts watch":
 		watch(ctx, *api, p, stderr)
+		return 0
+	}
+	if a := fs.Args(); len(a) >= 3 && len(a) <= 4 && a[0] == "alerts" && a[1] == "ack" {
+		comment := ""
+		if len(a) == 4 {
+			comment = a[3]
+		}
+		if err := acknowledge(ctx, *api, a[2], *by, comment); err != nil {
+			fmt.Fprintln(stderr, "iocctl:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "acknowledged %s as %s\n", a[2], *by)
 		return 0
 	}
 	fs.Usage()
@@ -91,6 +108,29 @@ func list(ctx context.Context, api string, p printer) error {
 		return fmt.Errorf("read alerts: %w", err)
 	}
 	p.firing(alerts)
+	return nil
+}
+
+func acknowledge(ctx context.Context, api, fingerprint, by, comment string) error {
+	body, err := json.Marshal(map[string]string{"by": by, "comment": comment})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v1/alerts/"+url.PathEscape(fingerprint)+"/ack", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach iocd at %s: %w", api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("acknowledge %s: %s: %s", fingerprint, resp.Status, e.Error)
+	}
 	return nil
 }
 
@@ -216,7 +256,12 @@ func (p printer) line(a alert.Alert, status string) {
 	if p.color {
 		sev = sevColor[a.Severity] + sev + "\x1b[0m"
 	}
-	fmt.Fprintf(p.w, "%s  %s %s  %-22s %-12s %s\n", a.UpdatedAt.Local().Format("15:04:05"), sev, status, a.Rule, a.Area, a.Summary)
+	ack := ""
+	if a.AcknowledgedBy != "" {
+		ack = "  [đã tiếp nhận: " + a.AcknowledgedBy + "]"
+	}
+	fmt.Fprintf(p.w, "%s  %s %s  %-22s %-12s %s  (%s)%s\n", a.UpdatedAt.Local().Format("15:04:05"), sev, status, a.Rule, a.Area,
+		a.Summary, a.Fingerprint, ack)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -104,3 +104,34 @@ func TestReadEvents(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+type ackingBoard struct {
+	*alert.Board
+	got chan string
+}
+
+func (b ackingBoard) Acknowledge(fp, by, comment string) { b.got <- fp + "|" + by + "|" + comment }
+
+func TestAck(t *testing.T) {
+	b := ackingBoard{alert.NewBoard(), make(chan string, 1)}
+	b.Apply(kimLong(1, alert.Info, alert.StatusFiring))
+	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, b, false, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+	api := "--api=http://" + srv.Addr()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{api, "--by", "Lan", "alerts", "ack", "fp1", "đã cử đội"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := <-b.got; got != "fp1|Lan|đã cử đội" {
+		t.Fatalf("acknowledged %q", got)
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{api, "--by", "Lan", "alerts", "ack", "nope"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "404") || !strings.Contains(errOut.String(), "no firing alert") {
+		t.Fatalf("unknown fingerprint: exit %d, %s", code, errOut.String())
+	}
+}

@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	var boardAPI httpapi.Alerts
 	if board != nil {
-		boardAPI = board
+		boardAPI = alertAPI{board, engine}
 		defer board.Close()
 	}
 	pipe := ingest.New(ingest.Config{
@@ -264,6 +264,17 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	go watchRules(ctx, cfg.Rules, data, 2*time.Second, engine, m, log)
 	board := alert.NewBoard()
 	return ingest.Alerting{Engine: engine, Deriver: deriver, Board: board, PaneMs: int64(paneSec) * 1000, Firing: firing}, engine, board, nil
+}
+
+// alertAPI is what the HTTP API serves: the live board, and
+// acknowledgements handed to the engine.
+type alertAPI struct {
+	*alert.Board
+	engine *alert.Engine
+}
+
+func (a alertAPI) Acknowledge(fingerprint, by, comment string) {
+	a.engine.Acknowledge(fingerprint, by, comment)
 }
 
 // repairAlertsTable writes the transitions JetStream stored but the alerts

@@ -33,6 +33,13 @@ type Alert struct {
 	Summary     string            `json:"summary"`
 	Labels      map[string]string `json:"labels"`
 
+	// An operator's acknowledgement of a firing alert: published as a
+	// transition of the same id, kept until the alert resolves, cleared
+	// when its severity rises (a worse situation needs a new look).
+	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
+	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
+	AckComment     string     `json:"ackComment,omitempty"`
+
 	// Seq numbers the transitions of one id from 1; it travels in the
 	// Nats-Msg-Id header (<id>:<seq>), not in the JSON.
 	Seq int `json:"-"`

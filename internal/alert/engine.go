@@ -49,6 +49,7 @@ type Engine struct {
 	mu      sync.Mutex
 	pending []Rule // set by SetRules, applied by the owner goroutine
 	swap    bool
+	acks    []ack // set by Acknowledge, applied by the owner goroutine
 
 	rules     []*ruleState
 	series    map[seriesKey]*seriesEntry
@@ -116,6 +117,8 @@ type group struct {
 	value             float64
 	lastSummary       string
 	resolveWhy        string
+	ackBy, ackComment string
+	ackAt             time.Time
 	firingThreshold   float64
 }
 
@@ -233,14 +236,53 @@ func sameRule(a, b Rule) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// applyPending installs rules handed over by SetRules.
+// applyPending installs rules handed over by SetRules and applies
+// acknowledgements.
 func (e *Engine) applyPending() {
 	e.mu.Lock()
 	rules, swap := e.pending, e.swap
-	e.pending, e.swap = nil, false
+	acks := e.acks
+	e.pending, e.swap, e.acks = nil, false, nil
 	e.mu.Unlock()
 	if swap {
 		e.install(rules)
+	}
+	for _, a := range acks {
+		e.acknowledge(a)
+	}
+}
+
+// ack is an operator's acknowledgement waiting for the owner goroutine.
+type ack struct {
+	fingerprint, by, comment string
+	at                       time.Time
+}
+
+// Acknowledge records that an operator has seen a firing alert; it takes
+// effect (a transition of the same id carrying who and when) at the next
+// evaluation, within 100 ms in iocd. An alert that is not firing then is
+// left alone. Safe to call from any goroutine (the HTTP API's).
+func (e *Engine) Acknowledge(fingerprint, by, comment string) {
+	e.mu.Lock()
+	e.acks = append(e.acks, ack{fingerprint, by, comment, e.cfg.Now().UTC()})
+	e.mu.Unlock()
+}
+
+func (e *Engine) acknowledge(a ack) {
+	for _, rs := range e.rules {
+		for _, g := range rs.groups {
+			if g.fp != a.fingerprint {
+				continue
+			}
+			if g.tr.state != Firing || g.ackBy == a.by && g.ackComment == a.comment {
+				return
+			}
+			g.ackBy, g.ackComment, g.ackAt = a.by, a.comment, a.at
+			g.tr.seq++
+			// Not a new decision on the data: the evaluation time stays.
+			e.emit(rs, g, StatusFiring, g.lastEvalMs, g.value, g.firingThreshold)
+			return
+		}
 	}
 }
 
@@ -636,7 +678,11 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 		return // no data is no evidence either way: hold the state
 	}
 	g.value = value
+	wasFiring, level := g.tr.state == Firing, g.tr.level
 	if t, ok := g.tr.Observe(at, value, rs.Threshold, final); ok {
+		if wasFiring && t.Status == StatusFiring && g.tr.level > level {
+			g.ackBy, g.ackComment = "", "" // worse than what was acknowledged
+		}
 		e.emit(rs, g, t.Status, endMs, value, t.Threshold)
 	}
 }
@@ -818,6 +864,9 @@ func (e *Engine) Restore(last []Alert) {
 		g.lastEvalMs = max(g.lastEvalMs, evalMs)
 		g.kind, g.typ, g.metric, g.area, g.source = a.Kind, a.Type, a.Metric, a.Area, a.Source
 		g.value, g.lastSummary, g.firingThreshold = a.Value, a.Summary, a.Threshold
+		if a.Status == StatusFiring && a.AcknowledgedBy != "" && a.AcknowledgedAt != nil {
+			g.ackBy, g.ackComment, g.ackAt = a.AcknowledgedBy, a.AckComment, *a.AcknowledgedAt
+		}
 		switch {
 		case a.Status != StatusFiring:
 			if rs.Kind == KindAbsence {
@@ -895,6 +944,10 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 	if a.Labels == nil {
 		a.Labels = map[string]string{}
 	}
+	if g.ackBy != "" {
+		ackAt := g.ackAt
+		a.AcknowledgedBy, a.AcknowledgedAt, a.AckComment = g.ackBy, &ackAt, g.ackComment
+	}
 	switch rs.Kind {
 	case KindThreshold:
 		a.Op, a.Agg, a.Window = string(rs.Threshold.Op), rs.Agg, formatDuration(rs.Window)
@@ -918,6 +971,7 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 		}
 		g.resolveWhy = ""
 		a.Summary = "Đã kết thúc: " + g.lastSummary + "; " + why
+		g.ackBy, g.ackComment = "", "" // the next episode starts unacknowledged
 	}
 	e.out = append(e.out, a)
 }

@@ -464,3 +464,64 @@ func TestReloadWithOtherGroupingResolvesTheOldAlerts(t *testing.T) {
 		t.Fatalf("first %s, after the reload %s", brief(first), brief(got))
 	}
 }
+
+func TestAcknowledge(t *testing.T) {
+	e, w := newEngine(t, kimLongRule)
+	feed := func(m int, v float64) []Alert {
+		e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, v, true)})
+		return e.Take(nil)
+	}
+	fired := feed(0, 1.2)
+	if len(fired) != 1 {
+		t.Fatal("no alert")
+	}
+	fp := fired[0].Fingerprint
+	w.t = base.Add(90 * time.Second)
+	e.Acknowledge(fp, "trực ban Lan", "đã báo đội ứng cứu")
+	e.Acknowledge("no-such-fingerprint", "x", "")
+	e.Tick(w.t.UnixMilli())
+	acked := e.Take(nil)
+	if len(acked) != 1 {
+		t.Fatalf("acknowledgement: %d transitions", len(acked))
+	}
+	a := acked[0]
+	if a.ID != fired[0].ID || a.Seq != 2 || a.Status != StatusFiring || a.Severity != Info || a.AcknowledgedBy != "trực ban Lan" ||
+		a.AcknowledgedAt == nil || !a.AcknowledgedAt.Equal(w.t) || a.AckComment != "đã báo đội ứng cứu" || !a.EvalTime.Equal(fired[0].EvalTime) {
+		t.Fatalf("acknowledged transition: %+v", a)
+	}
+	// The same acknowledgement again changes nothing.
+	e.Acknowledge(fp, "trực ban Lan", "đã báo đội ứng cứu")
+	e.Tick(w.t.UnixMilli())
+	if got := e.Take(nil); len(got) != 0 {
+		t.Fatalf("a repeated acknowledgement published %s", brief(got))
+	}
+	// Still acknowledged while the level holds; a rise clears it.
+	if got := feed(1, 1.3); len(got) != 0 {
+		t.Fatalf("unexpected %s", brief(got))
+	}
+	up := feed(2, 2.2)
+	if len(up) != 1 || up[0].Severity != Warning || up[0].AcknowledgedBy != "" {
+		t.Fatalf("escalation must ask for a new acknowledgement: %+v", up)
+	}
+	// A restart keeps an acknowledgement: the restored engine, with its
+	// pane history, makes the same next transition, still acknowledged.
+	e.Acknowledge(fp, "Minh", "")
+	e.Tick(w.t.UnixMilli())
+	last := e.Take(nil)
+	restarted, _ := newEngine(t, kimLongRule)
+	restarted.Restore(last)
+	for m, v := range []float64{1.2, 1.3, 2.2} {
+		r := paneRow("wl-kim-long", "kim-long", "height", m, v, true)
+		restarted.RestorePane(&r)
+	}
+	var want, got []Alert
+	for m := 3; m <= 5; m++ {
+		want = append(want, feed(m, 1.5)...)
+		restarted.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, 1.5, true)})
+		got = append(got, restarted.Take(nil)...)
+	}
+	if len(want) != 1 || len(got) != 1 || got[0].MsgID() != want[0].MsgID() || got[0].AcknowledgedBy != "Minh" ||
+		want[0].AcknowledgedBy != "Minh" || got[0].Severity != Info {
+		t.Fatalf("after a restart: %+v, without one: %+v", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,5 +270,68 @@ func TestAlertsNotServedWithoutBoard(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
 		}
+	}
+}
+
+// ackBoard is a board that records acknowledgements.
+type ackBoard struct {
+	*alert.Board
+	mu   sync.Mutex
+	acks []string
+}
+
+func (b *ackBoard) Acknowledge(fp, by, comment string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acks = append(b.acks, fp+"|"+by+"|"+comment)
+}
+
+func TestAlertAck(t *testing.T) {
+	b := &ackBoard{Board: alert.NewBoard()}
+	b.Apply(testAlert("fp1", 1, alert.StatusFiring, alert.Warning))
+	s := startServer(t, b)
+	post := func(fp, body string) (int, string) {
+		resp, err := http.Post("http://"+s.Addr()+"/api/v1/alerts/"+fp+"/ack", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	tests := []struct {
+		name, fp, body string
+		code           int
+		want           string
+	}{
+		{"accepted", "fp1", `{"by": " Lan ", "comment": "đội cứu hộ đã tới"}`, http.StatusAccepted, `"status":"accepted"`},
+		{"not firing", "fp2", `{"by": "Lan"}`, http.StatusNotFound, "no firing alert"},
+		{"nobody", "fp1", `{"by": "  "}`, http.StatusBadRequest, "by must name"},
+		{"not JSON", "fp1", `by=Lan`, http.StatusBadRequest, "must be JSON"},
+		{"unknown field", "fp1", `{"by": "Lan", "severity": "info"}`, http.StatusBadRequest, "unknown field"},
+		{"comment too long", "fp1", `{"by": "Lan", "comment": "` + strings.Repeat("x", 501) + `"}`, http.StatusBadRequest, "at most 500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := post(tt.fp, tt.body)
+			if code != tt.code || !strings.Contains(body, tt.want) {
+				t.Fatalf("%d %s, want %d with %q", code, body, tt.code, tt.want)
+			}
+		})
+	}
+	if len(b.acks) != 1 || b.acks[0] != "fp1|Lan|đội cứu hộ đã tới" {
+		t.Fatalf("acknowledgements passed on: %q", b.acks)
+	}
+}
+
+func TestAlertAckNotServedWithoutAcknowledger(t *testing.T) {
+	s := startServer(t, alert.NewBoard())
+	resp, err := http.Post("http://"+s.Addr()+"/api/v1/alerts/fp1/ack", "application/json", strings.NewReader(`{"by":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }

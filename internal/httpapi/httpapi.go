@@ -38,6 +38,7 @@ type Server struct {
 	// handlers but does not cancel their contexts, so streams watch this.
 	done     chan struct{}
 	doneOnce sync.Once
+	acker    Acknowledger
 }
 
 // New listens on addr now, so a busy port fails start-up with a clear error.
@@ -82,6 +83,10 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 	if alerts != nil {
 		mux.HandleFunc("GET /api/v1/alerts", s.listAlerts)
 		mux.HandleFunc("GET /api/v1/alerts/stream", s.streamAlerts)
+		if ack, ok := alerts.(Acknowledger); ok {
+			s.acker = ack
+			mux.HandleFunc("POST /api/v1/alerts/{fingerprint}/ack", s.ackAlert)
+		}
 	}
 	// No WriteTimeout: it would cut the SSE streams, which bound each
 	// write themselves.

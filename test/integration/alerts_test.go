@@ -34,6 +34,7 @@ type storedAlert struct {
 	Threshold      float64 `json:"threshold"`
 	EndsAt         *string `json:"endsAt"`
 	Summary        string  `json:"summary"`
+	AcknowledgedBy string  `json:"acknowledgedBy"`
 }
 
 // readAlerts returns every message stored in IOC_ALERTS, in stream order.
@@ -68,6 +69,20 @@ func ofRule(alerts []storedAlert, rule string) []storedAlert {
 		}
 	}
 	return out
+}
+
+func liveAlerts(t *testing.T, addr string) []storedAlert {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var live []storedAlert
+	if err := json.NewDecoder(resp.Body).Decode(&live); err != nil {
+		t.Fatal(err)
+	}
+	return live
 }
 
 func metricsText(t *testing.T, addr string) string {
@@ -179,6 +194,30 @@ func TestFloodScenarioAlerts(t *testing.T) {
 		seen := ofRule(readAlerts(t, js), "river_level_kim_long")
 		return len(seen) > 0 && seen[len(seen)-1].Status == "resolved", fmt.Sprintf("%d transitions", len(seen))
 	})
+	// An operator acknowledges a firing alert: a transition of the same id
+	// carries who, on NATS and in the live view.
+	live := liveAlerts(t, d.http)
+	if len(live) == 0 {
+		t.Fatal("nothing firing to acknowledge")
+	}
+	target := live[0]
+	resp, err := http.Post("http://"+d.http+"/api/v1/alerts/"+target.Fingerprint+"/ack", "application/json",
+		strings.NewReader(`{"by": "trực ban Lan", "comment": "đã báo đội ứng cứu"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("acknowledge: %s", resp.Status)
+	}
+	waitFor(t, 10*time.Second, "the acknowledgement on NATS", func() (bool, string) {
+		for _, a := range readAlerts(t, js) {
+			if a.Fingerprint == target.Fingerprint && a.AcknowledgedBy == "trực ban Lan" && a.Status == "firing" {
+				return true, ""
+			}
+		}
+		return false, "not yet"
+	})
 	all := readAlerts(t, js)
 	perRule := map[string]int{}
 	for _, a := range all {
@@ -262,14 +301,13 @@ func TestFloodScenarioAlerts(t *testing.T) {
 	}
 
 	// The live view, after the restart, shows exactly what still fires.
-	resp, err := http.Get("http://" + d.http + "/api/v1/alerts")
-	if err != nil {
-		t.Fatal(err)
+	live = liveAlerts(t, d.http)
+	acked := false
+	for _, a := range live {
+		acked = acked || a.Fingerprint == target.Fingerprint && a.AcknowledgedBy == "trực ban Lan"
 	}
-	defer resp.Body.Close()
-	var live []storedAlert
-	if err := json.NewDecoder(resp.Body).Decode(&live); err != nil {
-		t.Fatal(err)
+	if !acked {
+		t.Errorf("/api/v1/alerts does not show the acknowledgement of %s", target.Fingerprint)
 	}
 	firing := map[string]bool{}
 	for fp, a := range lastOf {
