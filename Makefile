@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-fuzz test-integration bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration test-faults bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -47,7 +47,14 @@ test-unit:
 
 test-integration: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
-		$(GO) test -count=1 -tags integration -timeout 15m -v ./test/integration/
+		$(GO) test -count=1 -tags integration -timeout 15m -v -skip '^TestFault' ./test/integration/
+
+# The fault suite (test/integration/faults_test.go): SIGKILLs, a 60 s
+# ClickHouse outage, NATS restarts and SIGTERMs during a seeded load, each
+# compared with the ground truth. IOC_FAULT_SEED picks the seed.
+test-faults: build nats-server clickhouse
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+		$(GO) test -count=1 -tags integration -timeout 15m -v -run '^TestFault' ./test/integration/
 
 # Short fuzzes: no payload may panic the decoder and its JSON verdict
 # must match encoding/json's; no rules file may panic the rules parser.
@@ -55,7 +62,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s ./internal/event/
 	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 10s ./internal/alert/
 
-test: vet test-unit test-fuzz test-integration
+test: vet test-unit test-fuzz test-integration test-faults
 
 bench: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \

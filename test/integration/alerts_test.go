@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iocstream/iocstream/internal/sim"
@@ -262,35 +263,7 @@ func TestFloodScenarioAlerts(t *testing.T) {
 		}
 	}
 
-	// Nothing twice, nothing lost, one episode per fingerprint at a time.
-	seqs := map[string]int{}
-	open := map[string]string{} // fingerprint → firing id
-	lastOf := map[string]storedAlert{}
-	for _, a := range all {
-		seqs[a.ID]++
-		if want := fmt.Sprintf("%s:%d", a.ID, seqs[a.ID]); a.msgID != want {
-			t.Fatalf("%s: transition %s stored where %s was due (a duplicate or a lost transition)", a.Rule, a.msgID, want)
-		}
-		if id, ok := open[a.Fingerprint]; ok && id != a.ID {
-			t.Fatalf("%s: a second episode %s while %s was still firing", a.Rule, a.ID, id)
-		}
-		if a.Status == "firing" {
-			open[a.Fingerprint] = a.ID
-		} else {
-			delete(open, a.Fingerprint)
-		}
-		lastOf[a.Fingerprint] = a
-	}
-
-	// The alerts table holds the same transitions, once each.
-	var rows, distinct uint64
-	if err := conn.QueryRow(context.Background(),
-		"SELECT count(), uniqExact(id, seq) FROM "+db+".alerts FINAL").Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != uint64(len(all)) || distinct != rows {
-		t.Fatalf("alerts table: %d rows (%d distinct), stream: %d transitions", rows, distinct, len(all))
-	}
+	lastOf := checkAlertInvariants(t, js, conn, db)
 	var kimLong uint64
 	if err := conn.QueryRow(context.Background(),
 		"SELECT count() FROM "+db+".alerts FINAL WHERE rule = 'river_level_kim_long' AND area = 'kim-long'").Scan(&kimLong); err != nil {
@@ -326,4 +299,40 @@ func TestFloodScenarioAlerts(t *testing.T) {
 	if !regexp.MustCompile(`ioc_alerts_firing\{severity="warning"\} \d+`).MatchString(metricsText(t, d.http)) {
 		t.Error("/metrics lacks ioc_alerts_firing")
 	}
+}
+
+// checkAlertInvariants: every alert id in IOC_ALERTS has transitions 1..n
+// with no duplicate and no gap, no fingerprint has two episodes at once,
+// and the alerts table holds the same transitions once each. It returns
+// the last transition of each fingerprint.
+func checkAlertInvariants(t *testing.T, js jetstream.JetStream, conn driver.Conn, db string) map[string]storedAlert {
+	t.Helper()
+	all := readAlerts(t, js)
+	seqs := map[string]int{}
+	open := map[string]string{} // fingerprint → firing id
+	lastOf := map[string]storedAlert{}
+	for _, a := range all {
+		seqs[a.ID]++
+		if want := fmt.Sprintf("%s:%d", a.ID, seqs[a.ID]); a.msgID != want {
+			t.Fatalf("%s: transition %s stored where %s was due (a duplicate or a lost transition)", a.Rule, a.msgID, want)
+		}
+		if id, ok := open[a.Fingerprint]; ok && id != a.ID {
+			t.Fatalf("%s: a second episode %s while %s was still firing", a.Rule, a.ID, id)
+		}
+		if a.Status == "firing" {
+			open[a.Fingerprint] = a.ID
+		} else {
+			delete(open, a.Fingerprint)
+		}
+		lastOf[a.Fingerprint] = a
+	}
+	var rows, distinct uint64
+	if err := conn.QueryRow(context.Background(),
+		"SELECT count(), uniqExact(id, seq) FROM "+db+".alerts FINAL").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != uint64(len(all)) || distinct != rows {
+		t.Fatalf("alerts table: %d rows (%d distinct), stream: %d transitions", rows, distinct, len(all))
+	}
+	return lastOf
 }

@@ -163,12 +163,18 @@ func (p *iocd) terminate(timeout time.Duration) (error, time.Duration) {
 // database is dropped after a passing test and kept after a failing one.
 func testDB(t *testing.T) (string, driver.Conn) {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr()}})
+	return testDBAt(t, testenv.ClickHouseAddr())
+}
+
+// testDBAt is testDB on the ClickHouse server at addr.
+func testDBAt(t *testing.T, addr string) (string, driver.Conn) {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.Ping(context.Background()); err != nil {
-		t.Fatalf("ClickHouse at %s is not reachable (make test starts it): %v", testenv.ClickHouseAddr(), err)
+		t.Fatalf("ClickHouse at %s is not reachable (make test starts it): %v", addr, err)
 	}
 	name := fmt.Sprintf("ioc_it_%d_%d", time.Now().Unix(), rand.Intn(1_000_000))
 	t.Cleanup(func() {

@@ -229,59 +229,6 @@ func TestPipelineMatchesGroundTruth(t *testing.T) {
 	t.Logf("SIGTERM: exit 0 after %s", took)
 }
 
-// TestKillAndRestartMatchesGroundTruth: iocd is SIGKILLed several times
-// (eight times, each after the restarted process has made progress) while the corpus streams in and started again; results must
-// be exact.
-func TestKillAndRestartMatchesGroundTruth(t *testing.T) {
-	db, conn, d, js := startPipeline(t)
-
-	msgs := buildCorpus(t, 2, corpusBase(), 300)
-	tr := groundTruth(msgs)
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		// Publish in slices so the kills land mid-stream.
-		for i := 0; i < len(msgs); i += 200 {
-			publish(t, js, msgs[i:min(i+200, len(msgs))])
-			time.Sleep(150 * time.Millisecond)
-		}
-	}()
-	midStream := 0
-	floor := uint64(0)
-	const kills = 8
-	for kill := 0; kill < kills; kill++ {
-		// Let each process make progress first (start-up restores state),
-		// so that every kill lands in a different place of the stream.
-		waitStart := time.Now()
-		waitFor(t, 30*time.Second, "iocd to acknowledge past the last kill", func() (bool, string) {
-			info := consumerInfo(t, js)
-			return info != nil && (infoFloor(info) > floor || pendingOf(info)+uint64(ackPendingOf(info)) == 0),
-				fmt.Sprintf("ack floor %d", infoFloor(info))
-		})
-		time.Sleep(time.Duration(30+kill*40) * time.Millisecond)
-		info := consumerInfo(t, js)
-		floor = infoFloor(info)
-		d.kill()
-		if info != nil && info.NumPending+uint64(info.NumAckPending) > 0 {
-			midStream++
-		}
-		t.Logf("kill %d after %s: ack floor %d, %d pending, %d awaiting ack", kill+1, time.Since(waitStart).Round(time.Millisecond),
-			infoFloor(info), pendingOf(info), ackPendingOf(info))
-		time.Sleep(200 * time.Millisecond)
-		d.start()
-	}
-	<-published
-	if midStream < kills/2 {
-		t.Fatalf("only %d of %d kills landed mid-stream; the test proves nothing", midStream, kills)
-	}
-	waitDrained(t, js)
-	nrej := 0
-	for _, n := range tr.rejected {
-		nrej += n
-	}
-	compareWithTruth(t, conn, db, tr, nrej, js)
-}
-
 func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	c, err := js.Consumer(context.Background(), "IOC_EVENTS", "iocd")
 	if err != nil {
