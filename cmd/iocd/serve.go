@@ -20,6 +20,7 @@ import (
 	"github.com/iocstream/iocstream/internal/httpapi"
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/quality"
 	"github.com/iocstream/iocstream/internal/sim"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
@@ -147,10 +148,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		boardAPI = alertAPI{board, engine}
 		defer board.Close()
 	}
+	sources := quality.New(m.Registry)
 	pipe := ingest.New(ingest.Config{
 		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
 		EvalInterval: 100 * time.Millisecond, MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
-	}, windows, st, js, alerting, m, log)
+	}, windows, st, js, alerting, sources, m, log)
 
 	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{
 		{Name: "nats", Run: func(context.Context) error {
@@ -170,6 +172,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	api.HandleSources(sources, pipe.Pending)
 	go api.Serve()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

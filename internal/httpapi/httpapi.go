@@ -27,6 +27,7 @@ type Check struct {
 // Server is the HTTP server.
 type Server struct {
 	srv *http.Server
+	mux *http.ServeMux
 	ln  net.Listener
 	log zerolog.Logger
 
@@ -90,6 +91,7 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 	}
 	// No WriteTimeout: it would cut the SSE streams, which bound each
 	// write themselves.
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }

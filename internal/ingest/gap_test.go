@@ -144,7 +144,7 @@ func TestLostDeliveryIsNotAckedUnseen(t *testing.T) {
 	}
 	sink := &fakeSink{}
 	p := New(Config{BatchSize: 8, FlushInterval: 50 * time.Millisecond, EarlyInterval: time.Second,
-		MaxFutureSkew: 5 * time.Minute, ShutdownTimeout: 5 * time.Second}, win, sink, nil, Alerting{}, metrics.New(), zerolog.Nop())
+		MaxFutureSkew: 5 * time.Minute, ShutdownTimeout: 5 * time.Second}, win, sink, nil, Alerting{}, nil, metrics.New(), zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, cons) }()

@@ -50,6 +50,12 @@ type Deriver interface {
 	Add(dst, rows []window.Row) []window.Row
 }
 
+// Telemetry records per-source data quality; *quality.Tracker implements it.
+type Telemetry interface {
+	Event(ev *event.Event, disp window.Disposition, latestBefore, nowMs int64)
+	Publish(now time.Time)
+}
+
 // Board shows published transitions to operators; *alert.Board implements it.
 type Board interface {
 	Apply(a alert.Alert)
@@ -105,6 +111,7 @@ type Pipeline struct {
 	sink    Sink
 	dlq     Publisher
 	alerts  Alerting
+	quality Telemetry // may be nil
 	m       *metrics.Metrics
 	log     zerolog.Logger
 	now     func() time.Time
@@ -122,13 +129,15 @@ type Pipeline struct {
 	panes     []window.Row
 	firing    map[string]alert.Severity // by fingerprint; the writer's
 
-	writing atomic.Bool // false while ClickHouse writes fail
+	writing atomic.Bool   // false while ClickHouse writes fail
+	pending atomic.Uint64 // IOC_EVENTS messages not yet delivered, as of the last batch
 	running atomic.Bool
 }
 
 // New builds a pipeline; windows may already hold restored state. dlq
 // also carries the alert transitions.
-func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alerting, m *metrics.Metrics, log zerolog.Logger) *Pipeline {
+func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alerting, quality Telemetry, m *metrics.Metrics,
+	log zerolog.Logger) *Pipeline {
 	p := &Pipeline{
 		cfg:     cfg,
 		dec:     event.NewDecoder(cfg.MaxFutureSkew.Milliseconds()),
@@ -136,6 +145,7 @@ func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alert
 		sink:    sink,
 		dlq:     dlq,
 		alerts:  alerts,
+		quality: quality,
 		m:       m,
 		log:     log,
 		now:     time.Now,
@@ -152,6 +162,9 @@ func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alert
 	p.writing.Store(true)
 	return p
 }
+
+// Pending is the consumer's backlog as of the last batch.
+func (p *Pipeline) Pending() float64 { return float64(p.pending.Load()) }
 
 // Healthy reports whether the pipeline is consuming and its last write
 // attempt succeeded; /readyz uses it.
@@ -338,6 +351,9 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	k.received++
 	k.accepted++
 	disp, latestBefore := p.windows.Add(ev, nowMs)
+	if p.quality != nil {
+		p.quality.Event(ev, disp, latestBefore, nowMs)
+	}
 	switch disp {
 	case window.Duplicate:
 		k.duplicate++
@@ -401,6 +417,9 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	p.collect(now, early)
 	b := p.cur
 	p.counts.flush(p.m)
+	if p.quality != nil {
+		p.quality.Publish(now)
+	}
 	st := p.windows.Stats()
 	p.m.Sources.Set(float64(st.Sources))
 	p.m.Open.Set(float64(st.OpenWindows))
@@ -409,6 +428,7 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	}
 	if b.last != nil {
 		p.m.Pending.Set(float64(b.pending))
+		p.pending.Store(b.pending)
 	}
 	p.sealed <- b
 	p.cur = <-p.free

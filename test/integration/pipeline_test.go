@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -306,6 +307,37 @@ func checkEndpoints(t *testing.T, addr string, tr truth) {
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
 	}
+	// The data-quality view: every valid event counted once, under its source.
+	code, body := get("/api/v1/sources")
+	var view struct {
+		ConsumerPending float64 `json:"consumerPending"`
+		Sources         []struct {
+			Source         string  `json:"source"`
+			Accepted       uint64  `json:"accepted"`
+			Dropped        uint64  `json:"droppedTooLate"`
+			Duplicates     uint64  `json:"duplicates"`
+			Freshness      float64 `json:"freshnessSeconds"`
+			MaxLatenessSec float64 `json:"maxLatenessSeconds"`
+		} `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(body), &view); code != http.StatusOK || err != nil {
+		t.Fatalf("/api/v1/sources: %d %v %s", code, err, body)
+	}
+	var accepted, dropped, duplicates uint64
+	late := false
+	for _, s := range view.Sources {
+		accepted += s.Accepted
+		dropped += s.Dropped
+		duplicates += s.Duplicates
+		late = late || s.MaxLatenessSec > 3600
+	}
+	// An event beyond the horizon is not remembered, so a repeat of one is
+	// counted (and dropped) again: compare what was aggregated exactly.
+	if accepted-dropped != uint64(len(tr.eventIDs)-tr.dropped) || dropped < uint64(tr.dropped) || duplicates == 0 || !late ||
+		len(view.Sources) != 24 {
+		t.Errorf("/api/v1/sources: %d sources, %d accepted − %d dropped (want %d − %d), %d duplicates, lateness beyond 1 h seen: %v",
+			len(view.Sources), accepted, dropped, len(tr.eventIDs), tr.dropped, duplicates, late)
+	}
 	_, metrics := get("/metrics")
 	for _, want := range []string{
 		fmt.Sprintf(`ioc_events_rejected_total{kind="unknown",reason="unknown_kind"} %d`, tr.rejected["unknown_kind"]),
@@ -314,6 +346,8 @@ func checkEndpoints(t *testing.T, addr string, tr truth) {
 		`ioc_clickhouse_rows_written_total{table="window_agg"}`,
 		`ioc_windows_written_total{final="1"}`,
 		`ioc_consumer_pending_messages 0`,
+		`ioc_event_lateness_seconds_bucket{le="3600"}`,
+		`ioc_source_last_event_timestamp_seconds{kind="environment"`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
