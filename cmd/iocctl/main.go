@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("iocctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := fs.String("api", defaultAPI(), "iocd's HTTP address (env IOC_HTTP_ADDR)")
+	token := fs.String("token", os.Getenv("IOC_HTTP_TOKEN"), "bearer token, when iocd requires one (env IOC_HTTP_TOKEN)")
 	color := fs.Bool("color", isTerminal(stdout), "colour severities")
 	by := fs.String("by", os.Getenv("USER"), "who acknowledges (alerts ack)")
 	fs.Usage = func() {
@@ -49,15 +50,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	p := printer{w: stdout, color: *color}
+	c := client{base: *api, token: *token}
 	switch strings.Join(fs.Args(), " ") {
 	case "alerts":
-		if err := list(ctx, *api, p); err != nil {
+		if err := list(ctx, c, p); err != nil {
 			fmt.Fprintln(stderr, "iocctl:", err)
 			return 1
 		}
 		return 0
 	case "alerts watch":
-		watch(ctx, *api, p, stderr)
+		watch(ctx, c, p, stderr)
 		return 0
 	}
 	if a := fs.Args(); len(a) >= 3 && len(a) <= 4 && a[0] == "alerts" && a[1] == "ack" {
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(a) == 4 {
 			comment = a[3]
 		}
-		if err := acknowledge(ctx, *api, a[2], *by, comment); err != nil {
+		if err := acknowledge(ctx, c, a[2], *by, comment); err != nil {
 			fmt.Fprintln(stderr, "iocctl:", err)
 			return 1
 		}
@@ -90,18 +92,44 @@ func defaultAPI() string {
 	return addr
 }
 
-func list(ctx context.Context, api string, p printer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/api/v1/alerts", nil)
+// client calls iocd's HTTP API.
+type client struct {
+	base, token string
+}
+
+func (c client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if path == "/api/v1/alerts/stream" {
+		req.Header.Set("Accept", "text/event-stream")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach iocd at %s: %w", api, err)
+		return nil, fmt.Errorf("reach iocd at %s: %w", c.base, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s%s: %s (give the API token with --token or IOC_HTTP_TOKEN)", c.base, path, resp.Status)
+	}
+	return resp, nil
+}
+
+func list(ctx context.Context, c client, p printer) error {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/alerts", nil)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/api/v1/alerts: %s", api, resp.Status)
+		return fmt.Errorf("%s/api/v1/alerts: %s", c.base, resp.Status)
 	}
 	var alerts []alert.Alert
 	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
@@ -111,19 +139,14 @@ func list(ctx context.Context, api string, p printer) error {
 	return nil
 }
 
-func acknowledge(ctx context.Context, api, fingerprint, by, comment string) error {
+func acknowledge(ctx context.Context, c client, fingerprint, by, comment string) error {
 	body, err := json.Marshal(map[string]string{"by": by, "comment": comment})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v1/alerts/"+url.PathEscape(fingerprint)+"/ack", bytes.NewReader(body))
+	resp, err := c.do(ctx, http.MethodPost, "/api/v1/alerts/"+url.PathEscape(fingerprint)+"/ack", bytes.NewReader(body))
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach iocd at %s: %w", api, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
@@ -136,10 +159,10 @@ func acknowledge(ctx context.Context, api, fingerprint, by, comment string) erro
 
 // watch follows the SSE stream until ctx ends, reconnecting (and printing
 // the snapshot again) when iocd restarts.
-func watch(ctx context.Context, api string, p printer, stderr io.Writer) {
+func watch(ctx context.Context, c client, p printer, stderr io.Writer) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		err := stream(ctx, api, p)
+		err := stream(ctx, c, p)
 		if ctx.Err() != nil {
 			return
 		}
@@ -153,13 +176,8 @@ func watch(ctx context.Context, api string, p printer, stderr io.Writer) {
 	}
 }
 
-func stream(ctx context.Context, api string, p printer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/api/v1/alerts/stream", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+func stream(ctx context.Context, c client, p printer) error {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/alerts/stream", nil)
 	if err != nil {
 		return err
 	}

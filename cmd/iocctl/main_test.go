@@ -135,3 +135,23 @@ func TestAck(t *testing.T) {
 		t.Fatalf("unknown fingerprint: exit %d, %s", code, errOut.String())
 	}
 }
+
+func TestToken(t *testing.T) {
+	board := alert.NewBoard()
+	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, board, false, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RequireTokens([]string{"s3cret-token"}, true)
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+	api := "--api=http://" + srv.Addr()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{api, "alerts"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--token") {
+		t.Fatalf("without a token: exit %d, %s", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{api, "--token", "s3cret-token", "alerts"}, &out, &errOut); code != 0 {
+		t.Fatalf("with the token: exit %d, %s", code, errOut.String())
+	}
+}

@@ -173,6 +173,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	api.HandleSources(sources, pipe.Pending)
+	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
 	go api.Serve()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

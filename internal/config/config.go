@@ -31,6 +31,12 @@ type Config struct {
 	ClickHousePassword string   `yaml:"clickhouse_password" secret:"true"`
 
 	HTTPAddr string `yaml:"http_addr"`
+	// HTTPTokens, when set, are the bearer tokens the HTTP API accepts
+	// (several, so a token can be rotated without downtime).
+	HTTPTokens []string `yaml:"http_tokens" secret:"true"`
+	// HTTPOpenProbes leaves /healthz, /readyz and /metrics open when
+	// tokens are set, for orchestrators' probes and Prometheus.
+	HTTPOpenProbes bool `yaml:"http_open_probes"`
 	// Pprof serves /debug/pprof on HTTPAddr; off by default because it
 	// exposes internals to anyone who can reach the port.
 	Pprof    bool   `yaml:"pprof"`
@@ -66,6 +72,7 @@ func Default() Config {
 		ClickHouseDatabase: "ioc",
 		ClickHouseUser:     "default",
 		HTTPAddr:           ":8080",
+		HTTPOpenProbes:     true,
 		Rules:              "deployments/rules/hue.yaml",
 		LogLevel:           "info",
 		WindowSizes:        []Duration{Duration(time.Minute)},

@@ -75,9 +75,10 @@ func TestShippedExampleLoads(t *testing.T) {
 
 func TestRedactedHidesSecrets(t *testing.T) {
 	c := Default()
-	c.ClickHousePassword, c.NATSToken = "hunter2", "s3cret"
+	c.ClickHousePassword, c.NATSToken, c.NATSPassword = "hunter2", "s3cret", "pa55"
+	c.HTTPTokens = []string{"tok-one", "tok-two"}
 	for k, v := range c.Redacted() {
-		if strings.Contains(v, "hunter2") || strings.Contains(v, "s3cret") {
+		if strings.Contains(v, "hunter2") || strings.Contains(v, "s3cret") || strings.Contains(v, "pa55") || strings.Contains(v, "tok-") {
 			t.Fatalf("%s leaks a secret: %s", k, v)
 		}
 	}

@@ -28,10 +28,17 @@ func testAlert(fp string, seq int, st alert.Status, sev alert.Severity) alert.Al
 // startServer serves on a free loopback port until the test ends.
 func startServer(t *testing.T, alerts Alerts) *Server {
 	t.Helper()
+	return startServerWith(t, alerts, func(*Server) {})
+}
+
+// startServerWith lets setup configure the server before it serves.
+func startServerWith(t *testing.T, alerts Alerts, setup func(*Server)) *Server {
+	t.Helper()
 	s, err := New("127.0.0.1:0", prometheus.NewRegistry(), nil, alerts, false, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	setup(s)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
