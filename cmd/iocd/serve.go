@@ -104,7 +104,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		natsURL = srv.ClientURL()
 	}
 	nc, err := broker.Connect(natsURL, "iocd", broker.Auth{User: cfg.NATSUser, Password: cfg.NATSPassword,
-		Token: cfg.NATSToken, CredsFile: cfg.NATSCreds}, log)
+		Token: cfg.NATSToken, CredsFile: cfg.NATSCreds, NKeySeedFile: cfg.NATSNKeySeed,
+		TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey}, log)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,13 @@ func StartEmbedded(listen, dataDir string, log zerolog.Logger) (*server.Server, 
 	return srv, nil
 }
 
-// Auth holds the optional credentials for an external server.
+// Auth holds the optional credentials and TLS settings for an external
+// server; each is used when set.
 type Auth struct {
 	User, Password, Token, CredsFile string
+	NKeySeedFile                     string // a user NKey seed file (nsc/nk output)
+	TLSCA                            string // CA file to verify the server; implies TLS
+	TLSCert, TLSKey                  string // client certificate, for servers that verify clients
 }
 
 // Connect dials url and keeps reconnecting for ever: a NATS restart must
@@ -92,6 +96,19 @@ func Connect(url, name string, auth Auth, log zerolog.Logger) (*nats.Conn, error
 	}
 	if auth.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(auth.CredsFile))
+	}
+	if auth.NKeySeedFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(auth.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker: NKey seed file (IOC_NATS_NKEY_SEED): %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if auth.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(auth.TLSCA))
+	}
+	if auth.TLSCert != "" || auth.TLSKey != "" {
+		opts = append(opts, nats.ClientCert(auth.TLSCert, auth.TLSKey))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

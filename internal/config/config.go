@@ -23,6 +23,10 @@ type Config struct {
 	NATSPassword string `yaml:"nats_password" secret:"true"`
 	NATSToken    string `yaml:"nats_token" secret:"true"`
 	NATSCreds    string `yaml:"nats_creds"`
+	NATSNKeySeed string `yaml:"nats_nkey_seed"` // a file, like nats_creds
+	NATSTLSCA    string `yaml:"nats_tls_ca"`
+	NATSTLSCert  string `yaml:"nats_tls_cert"`
+	NATSTLSKey   string `yaml:"nats_tls_key"`
 	DataDir      string `yaml:"data_dir"`
 
 	ClickHouseAddr     []string `yaml:"clickhouse_addr"`

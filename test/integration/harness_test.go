@@ -38,12 +38,20 @@ type natsServer struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
+	env  []string // extra environment (passwords a config file refers to)
+	args []string // extra arguments, e.g. -c FILE
 }
 
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
+	return startNATSWith(t, nil)
+}
+
+// startNATSWith starts nats-server with extra environment and arguments.
+func startNATSWith(t *testing.T, env []string, args ...string) *natsServer {
+	t.Helper()
 	s := &natsServer{t: t, bin: testenv.Bin(t, "IOC_TEST_NATS_SERVER_BIN", "github.com/nats-io/nats-server/v2"),
-		port: testenv.FreePort(t), dir: t.TempDir()}
+		port: testenv.FreePort(t), dir: t.TempDir(), env: env, args: args}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -54,7 +62,8 @@ func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.
 func (s *natsServer) start() {
 	s.t.Helper()
 	logf, _ := os.OpenFile(filepath.Join(s.dir, "nats.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	s.cmd = exec.Command(s.bin, "-js", "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-sd", filepath.Join(s.dir, "store"))
+	s.cmd = exec.Command(s.bin, append(s.args, "-js", "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-sd", filepath.Join(s.dir, "store"))...)
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start nats-server: %v", err)
@@ -188,9 +197,9 @@ func testDBAt(t *testing.T, addr string) (string, driver.Conn) {
 	return name, conn
 }
 
-func connectJS(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func connectJS(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(200 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,19 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // TestHTTPTokenAndNoSecretInLogs: with IOC_HTTP_TOKENS the API needs a
@@ -62,5 +70,88 @@ func TestHTTPTokenAndNoSecretInLogs(t *testing.T) {
 		if strings.Contains(string(logs), secret) {
 			t.Errorf("the log contains the secret %q", secret)
 		}
+	}
+}
+
+// TestNATSLeastPrivilege runs nats-server with deployments/nats/iocstream.conf:
+// iocd works as the iocd user; a publisher can publish events and nothing
+// else; a viewer can read alerts and publish nothing.
+func TestNATSLeastPrivilege(t *testing.T) {
+	conf := filepath.Join(testenv.RepoRoot(t), "deployments", "nats", "iocstream.conf")
+	ns := startNATSWith(t, []string{"IOCD_PASSWORD=iocd-pw-1", "PUBLISHER_PASSWORD=pub-pw-2", "VIEWER_PASSWORD=view-pw-3"}, "-c", conf)
+	db, conn := testDB(t)
+	d := newIOCD(t, ns.url(), db, "IOC_NATS_USER=iocd", "IOC_NATS_PASSWORD=iocd-pw-1")
+	d.start()
+	_, admin := connectJS(t, ns.url(), nats.UserInfo("iocd", "iocd-pw-1"))
+	waitStream(t, admin)
+	waitFor(t, 60*time.Second, "iocd ready", func() (bool, string) { return ready(d.http), "not ready" })
+
+	// A viewer subscribes to alerts before anything happens.
+	viewer, err := nats.Connect(ns.url(), nats.UserInfo("viewer", "view-pw-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	alerts := make(chan *nats.Msg, 1024)
+	if _, err := viewer.ChanSubscribe("ioc.alerts.>", alerts); err != nil {
+		t.Fatal(err)
+	}
+
+	_, pub := connectJS(t, ns.url(), nats.UserInfo("publisher", "pub-pw-2"))
+	msgs := buildCorpus(t, 6, corpusBase(), 120)
+	tr := groundTruth(msgs)
+	publish(t, pub, msgs)
+	waitDrained(t, admin)
+	var events uint64
+	waitFor(t, 30*time.Second, "every event stored", func() (bool, string) {
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events FINAL").Scan(&events)
+		return events == uint64(len(tr.eventIDs)), fmt.Sprintf("%d of %d", events, len(tr.eventIDs))
+	})
+	info, err := mustStream(t, admin, "IOC_DLQ").Info(context.Background())
+	if err != nil || info.State.Msgs != uint64(countRejected(tr)) {
+		t.Fatalf("IOC_DLQ: %v, %d messages, want %d", err, info.State.Msgs, countRejected(tr))
+	}
+
+	// What each account must not do.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := pub.Publish(ctx, "ioc.alerts.critical.camera.phu-hoi", []byte(`{"forged":true}`)); err == nil {
+		t.Error("a publisher could publish an alert")
+	}
+	if _, err := pub.Publish(ctx, "ioc.dlq.camera", []byte(`{}`)); err == nil {
+		t.Error("a publisher could publish a dead letter")
+	}
+	if _, err := pub.CreateOrUpdateConsumer(ctx, "IOC_EVENTS", jetstream.ConsumerConfig{Durable: "thief"}); err == nil {
+		t.Error("a publisher could create a consumer on IOC_EVENTS")
+	}
+	_, vjs := connectJS(t, ns.url(), nats.UserInfo("viewer", "view-pw-3"))
+	if _, err := vjs.Publish(ctx, "ioc.events.camera.phu-hoi.cam-1", []byte(`{}`)); err == nil {
+		t.Error("a viewer could publish an event")
+	}
+	alertInfo, err := mustStream(t, admin, "IOC_ALERTS").Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every alert stored is iocd's: the forged one is not among them.
+	if got := len(alerts); uint64(got) < alertInfo.State.Msgs {
+		t.Logf("viewer saw %d of %d alerts so far", got, alertInfo.State.Msgs)
+	}
+	for len(alerts) > 0 {
+		if m := <-alerts; strings.Contains(string(m.Data), "forged") {
+			t.Fatal("the viewer received a forged alert")
+		}
+	}
+	// A restart reads IOC_ALERTS back with the same permissions.
+	if err, _ := d.terminate(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	waitFor(t, 60*time.Second, "iocd ready again", func() (bool, string) { return ready(d.http), "not ready" })
+	logs, _ := os.ReadFile(d.logs)
+	if alertInfo.State.Msgs == 0 || !strings.Contains(string(logs), `"alerts_known":`) {
+		t.Errorf("the restart did not read %d alerts back", alertInfo.State.Msgs)
+	}
+	if strings.Contains(strings.ToLower(string(logs)), "permissions violation") {
+		t.Fatal("iocd hit a permissions violation with the shipped permissions")
 	}
 }
