@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -27,9 +30,23 @@ import (
 	"github.com/iocstream/iocstream/schemas"
 )
 
-func storeConfig(cfg config.Config) store.Config {
-	return store.Config{Addrs: cfg.ClickHouseAddr, Database: cfg.ClickHouseDatabase,
+func storeConfig(cfg config.Config) (store.Config, error) {
+	sc := store.Config{Addrs: cfg.ClickHouseAddr, Database: cfg.ClickHouseDatabase,
 		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}
+	if cfg.ClickHouseTLS || cfg.ClickHouseTLSCA != "" {
+		sc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.ClickHouseTLSCA != "" {
+			pem, err := os.ReadFile(cfg.ClickHouseTLSCA)
+			if err != nil {
+				return sc, fmt.Errorf("IOC_CLICKHOUSE_TLS_CA: %w", err)
+			}
+			sc.TLS.RootCAs = x509.NewCertPool()
+			if !sc.TLS.RootCAs.AppendCertsFromPEM(pem) {
+				return sc, fmt.Errorf("IOC_CLICKHOUSE_TLS_CA %s holds no PEM certificate", cfg.ClickHouseTLSCA)
+			}
+		}
+	}
+	return sc, nil
 }
 
 func migrate(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
@@ -58,7 +75,11 @@ func applyMigrations(ctx context.Context, st *store.Store, log zerolog.Logger) e
 func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (*store.Store, error) {
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		st, err := store.Open(ctx, storeConfig(cfg))
+		sc, err := storeConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		st, err := store.Open(ctx, sc)
 		if err == nil {
 			if err = st.Ping(ctx); err == nil {
 				return st, nil

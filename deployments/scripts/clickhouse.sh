@@ -40,6 +40,11 @@ configure() {
       -e "s#<listen_host>::1</listen_host>##" \
       /etc/clickhouse-server/config.xml >"$CH_DIR/conf/config.xml"
   cp /etc/clickhouse-server/users.xml "$CH_DIR/conf/users.xml"
+  # Extra users (e.g. the output of deployments/clickhouse/iocd-user.sh).
+  if [ -n "${CH_USERS_D:-}" ]; then
+    mkdir -p "$CH_DIR/conf/users.d"
+    cp "$CH_USERS_D"/*.xml "$CH_DIR/conf/users.d/"
+  fi
   # A module boundary: `go test ./...` must not walk the server's data
   # files, which appear and vanish as ClickHouse merges parts.
   printf 'module clickhouse.data.ignored\n' >"$CH_DIR/go.mod"

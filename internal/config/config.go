@@ -33,6 +33,10 @@ type Config struct {
 	ClickHouseDatabase string   `yaml:"clickhouse_database"`
 	ClickHouseUser     string   `yaml:"clickhouse_user"`
 	ClickHousePassword string   `yaml:"clickhouse_password" secret:"true"`
+	// ClickHouseTLS talks TLS to the server's secure native port (9440);
+	// ClickHouseTLSCA verifies it with a private CA (and implies TLS).
+	ClickHouseTLS   bool   `yaml:"clickhouse_tls"`
+	ClickHouseTLSCA string `yaml:"clickhouse_tls_ca"`
 
 	HTTPAddr string `yaml:"http_addr"`
 	// HTTPTokens, when set, are the bearer tokens the HTTP API accepts

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -44,19 +45,38 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if !validIdentifier(cfg.Database) {
 		return nil, fmt.Errorf("store: database name %q must be letters, digits and underscores", cfg.Database)
 	}
-	boot, err := dial(cfg, "default")
-	if err != nil {
-		return nil, err
-	}
-	defer boot.Close()
-	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
-		return nil, fmt.Errorf("store: create database %s on %s: %w", cfg.Database, strings.Join(cfg.Addrs, ","), err)
-	}
 	conn, err := dial(cfg, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
+	// A least-privilege user may reach its own database only: create it
+	// (through "default") only when it is missing.
+	var ex *clickhouse.Exception
+	if err := conn.Ping(ctx); errors.As(err, &ex) && ex.Code == codeUnknownDatabase {
+		conn.Close()
+		if err := createDatabase(ctx, cfg); err != nil {
+			return nil, err
+		}
+		if conn, err = dial(cfg, cfg.Database); err != nil {
+			return nil, err
+		}
+	}
 	return &Store{conn: conn, database: cfg.Database, batches: map[string]driver.Batch{}}, nil
+}
+
+const codeUnknownDatabase = 81
+
+func createDatabase(ctx context.Context, cfg Config) error {
+	boot, err := dial(cfg, "default")
+	if err != nil {
+		return err
+	}
+	defer boot.Close()
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+		return fmt.Errorf("store: database %s is missing on %s and cannot be created as %s (an administrator can create it): %w",
+			cfg.Database, strings.Join(cfg.Addrs, ","), cfg.User, err)
+	}
+	return nil
 }
 
 func dial(cfg Config, database string) (driver.Conn, error) {

@@ -155,11 +155,12 @@ type clickHouse struct {
 	tcp int
 }
 
-func startPrivateClickHouse(t *testing.T) *clickHouse {
+func startPrivateClickHouse(t *testing.T, env ...string) *clickHouse {
 	t.Helper()
 	c := &clickHouse{t: t, tcp: testenv.FreePort(t)}
 	c.env = append(os.Environ(), "CH_DIR="+t.TempDir(), "CH_TCP_PORT="+strconv.Itoa(c.tcp),
 		"CH_HTTP_PORT="+strconv.Itoa(testenv.FreePort(t)), "CH_INTERSERVER_PORT="+strconv.Itoa(testenv.FreePort(t)))
+	c.env = append(c.env, env...)
 	c.run("start")
 	t.Cleanup(func() { c.run("stop") })
 	return c

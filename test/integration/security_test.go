@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -154,4 +156,81 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	if strings.Contains(strings.ToLower(string(logs)), "permissions violation") {
 		t.Fatal("iocd hit a permissions violation with the shipped permissions")
 	}
+}
+
+// TestClickHouseLeastPrivilege: a ClickHouse user made by
+// deployments/clickhouse/iocd-user.sh runs iocd (migrations, inserts,
+// restore queries) and can reach nothing but its database.
+func TestClickHouseLeastPrivilege(t *testing.T) {
+	const password = "ch-pw-5d2e91"
+	users := t.TempDir()
+	render := exec.Command(filepath.Join(testenv.RepoRoot(t), "deployments", "clickhouse", "iocd-user.sh"))
+	render.Env = append(os.Environ(), "IOC_CLICKHOUSE_PASSWORD="+password, "IOC_CLICKHOUSE_DATABASE=ioc")
+	xml, err := render.Output()
+	if err != nil {
+		t.Fatalf("iocd-user.sh: %v", err)
+	}
+	if strings.Contains(string(xml), password) {
+		t.Fatal("the users file holds the password in clear")
+	}
+	if err := os.WriteFile(filepath.Join(users, "iocd.xml"), xml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := startPrivateClickHouse(t, "CH_USERS_D="+users)
+	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	for _, q := range []string{"CREATE DATABASE IF NOT EXISTS ioc", "CREATE DATABASE IF NOT EXISTS other",
+		"CREATE TABLE IF NOT EXISTS other.secret (x UInt8) ENGINE = Memory"} {
+		if err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), "ioc", "IOC_CLICKHOUSE_ADDR="+ch.addr(), "IOC_CLICKHOUSE_USER=iocd", "IOC_CLICKHOUSE_PASSWORD="+password)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+	msgs := buildCorpus(t, 7, corpusBase(), 120)
+	tr := groundTruth(msgs)
+	publish(t, js, msgs)
+	waitDrained(t, js)
+	var events uint64
+	waitFor(t, 30*time.Second, "every event stored by the restricted user", func() (bool, string) {
+		_ = admin.QueryRow(ctx, "SELECT count() FROM ioc.events FINAL").Scan(&events)
+		return events == uint64(len(tr.eventIDs)), fmt.Sprintf("%d of %d", events, len(tr.eventIDs))
+	})
+	// A restart runs the restore queries as the same user.
+	if err, _ := d.terminate(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	waitFor(t, 60*time.Second, "iocd ready again", func() (bool, string) { return ready(d.http), "not ready" })
+
+	user, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.addr()},
+		Auth: clickhouse.Auth{Database: "ioc", Username: "iocd", Password: password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer user.Close()
+	if err := user.Exec(ctx, "SELECT count() FROM ioc.events"); err != nil {
+		t.Fatalf("iocd cannot read its own table: %v", err)
+	}
+	var n uint64
+	if err := user.QueryRow(ctx, "SELECT count() FROM other.secret").Scan(&n); err == nil {
+		t.Error("the iocd user can read another database")
+	}
+	if err := user.Exec(ctx, "DROP DATABASE other"); err == nil {
+		t.Error("the iocd user can drop another database")
+	}
+	wrong, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.addr()},
+		Auth: clickhouse.Auth{Database: "ioc", Username: "iocd", Password: "wrong"}})
+	if err := wrong.Ping(ctx); err == nil {
+		t.Error("a wrong password was accepted")
+	}
+	wrong.Close()
 }
