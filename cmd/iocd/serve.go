@@ -138,7 +138,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := broker.EnsureStreams(setupCtx, js, broker.StreamLimits{EventsMaxAge: cfg.EventsMaxAge.D(),
-		AlertsMaxAge: cfg.AlertsMaxAge.D(), DLQMaxAge: cfg.DLQMaxAge.D(), DuplicateWindow: cfg.DuplicateWindow.D()}, log); err != nil {
+		AlertsMaxAge: cfg.AlertsMaxAge.D(), DLQMaxAge: cfg.DLQMaxAge.D(), DuplicateWindow: cfg.DuplicateWindow.D(),
+		Replicas: cfg.StreamReplicas}, log); err != nil {
 		return err
 	}
 	cons, err := broker.EnsureConsumer(setupCtx, js, broker.ConsumerSettings{Durable: cfg.Consumer,

@@ -15,6 +15,7 @@ import (
 type Board struct {
 	mu     sync.Mutex
 	firing map[string]Alert // by fingerprint
+	ended  map[string]int   // seq of the resolving transition, by alert id
 	subs   map[*subscriber]struct{}
 	closed bool
 }
@@ -25,8 +26,11 @@ type subscriber struct {
 
 // NewBoard returns an empty board.
 func NewBoard() *Board {
-	return &Board{firing: map[string]Alert{}, subs: map[*subscriber]struct{}{}}
+	return &Board{firing: map[string]Alert{}, ended: map[string]int{}, subs: map[*subscriber]struct{}{}}
 }
+
+// maxEnded bounds the memory of resolved episodes.
+const maxEnded = 10_000
 
 // Apply records a published transition and passes it to the subscribers.
 // It never waits for a subscriber: the alert engine calls it on its hot
@@ -35,11 +39,23 @@ func NewBoard() *Board {
 func (b *Board) Apply(a Alert) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// A transition retried after a NATS leader change can be confirmed
+	// after a later one of the same alert: never let it take the view back.
+	if cur, ok := b.firing[a.Fingerprint]; ok && cur.ID == a.ID && a.Seq < cur.Seq {
+		return
+	}
+	if end, ok := b.ended[a.ID]; ok && a.Seq < end {
+		return
+	}
 	switch a.Status {
 	case StatusFiring:
 		b.firing[a.Fingerprint] = a
 	case StatusResolved:
 		delete(b.firing, a.Fingerprint)
+		if len(b.ended) >= maxEnded {
+			clear(b.ended) // only recent episodes can still have stragglers
+		}
+		b.ended[a.ID] = a.Seq
 	}
 	// Sending under the lock is what makes Subscribe's snapshot and stream
 	// agree: a transition is either in a subscriber's snapshot or in its

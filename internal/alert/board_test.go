@@ -231,3 +231,21 @@ func TestBoardSubscribeAtomic(t *testing.T) {
 	// really interleaved subscriptions with transitions.
 	t.Logf("%d distinct snapshot sizes over %d subscribers", len(sizes), subscribers)
 }
+
+func TestBoardIgnoresStaleTransitions(t *testing.T) {
+	b := NewBoard()
+	a := func(seq int, sev Severity, st Status) Alert {
+		return Alert{ID: "e1", Seq: seq, Fingerprint: "fp", Rule: "r", Status: st, Severity: sev}
+	}
+	b.Apply(a(1, Info, StatusFiring))
+	b.Apply(a(3, Critical, StatusFiring))
+	b.Apply(a(2, Warning, StatusFiring)) // confirmed late
+	if got := b.Firing(); len(got) != 1 || got[0].Seq != 3 {
+		t.Fatalf("a late seq 2 took the view back: %+v", got)
+	}
+	b.Apply(a(5, Critical, StatusResolved))
+	b.Apply(a(4, Warning, StatusFiring)) // confirmed after the resolution
+	if got := b.Firing(); len(got) != 0 {
+		t.Fatalf("a late firing revived a resolved alert: %+v", got)
+	}
+}

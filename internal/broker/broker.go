@@ -120,6 +120,9 @@ func Connect(url, name string, auth Auth, log zerolog.Logger) (*nats.Conn, error
 // StreamLimits are the retention settings of the three streams.
 type StreamLimits struct {
 	EventsMaxAge, AlertsMaxAge, DLQMaxAge, DuplicateWindow time.Duration
+	// Replicas is the number of copies of each stream in a NATS cluster
+	// (3 in production: one node may die); 0 or 1 on a single server.
+	Replicas int
 }
 
 // EnsureStreams creates the contract's streams when missing. An existing
@@ -134,12 +137,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, lim StreamLimits
 			MaxAge: lim.DLQMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream rejected events"},
 	}
 	for _, cfg := range want {
+		cfg.Replicas = max(lim.Replicas, 1)
 		s, err := js.Stream(ctx, cfg.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			if _, err := js.CreateStream(ctx, cfg); err != nil {
 				return fmt.Errorf("broker: create stream %s: %w", cfg.Name, err)
 			}
-			log.Info().Str("stream", cfg.Name).Strs("subjects", cfg.Subjects).Dur("max_age", cfg.MaxAge).Msg("created stream")
+			log.Info().Str("stream", cfg.Name).Strs("subjects", cfg.Subjects).Dur("max_age", cfg.MaxAge).
+				Int("replicas", cfg.Replicas).Msg("created stream")
 			continue
 		}
 		if err != nil {
@@ -147,10 +152,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, lim StreamLimits
 		}
 		have := s.CachedInfo().Config
 		if have.MaxAge != cfg.MaxAge || have.Duplicates != cfg.Duplicates || have.Storage != cfg.Storage ||
-			len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
+			len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] || max(have.Replicas, 1) != cfg.Replicas {
 			log.Warn().Str("stream", cfg.Name).
-				Strs("subjects", have.Subjects).Dur("max_age", have.MaxAge).Dur("duplicates", have.Duplicates).
+				Strs("subjects", have.Subjects).Dur("max_age", have.MaxAge).Dur("duplicates", have.Duplicates).Int("replicas", have.Replicas).
 				Strs("want_subjects", cfg.Subjects).Dur("want_max_age", cfg.MaxAge).Dur("want_duplicates", cfg.Duplicates).
+				Int("want_replicas", cfg.Replicas).
 				Msg("stream exists with other settings; leaving it unchanged")
 		}
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	AlertsMaxAge    Duration `yaml:"alerts_max_age"`
 	DLQMaxAge       Duration `yaml:"dlq_max_age"`
 	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// StreamReplicas is the replication of the three streams in a NATS
+	// cluster (3 for the shipped cluster); 1 on a single server.
+	StreamReplicas  int      `yaml:"stream_replicas"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
@@ -98,6 +101,7 @@ func Default() Config {
 		AlertsMaxAge:       Duration(30 * 24 * time.Hour),
 		DLQMaxAge:          Duration(30 * 24 * time.Hour),
 		DuplicateWindow:    Duration(2 * time.Minute),
+		StreamReplicas:     1,
 		ShutdownTimeout:    Duration(25 * time.Second),
 	}
 }
@@ -190,6 +194,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.WindowSizes) == 0 {
 		errs = append(errs, "IOC_WINDOW_SIZES is empty")
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Sprintf("IOC_STREAM_REPLICAS: %d must be 1 to 5", c.StreamReplicas))
 	}
 	for _, d := range c.WindowSizes {
 		if d.D() < time.Second || d.D()%time.Second != 0 {
