@@ -32,7 +32,7 @@ import (
 
 func storeConfig(cfg config.Config) (store.Config, error) {
 	sc := store.Config{Addrs: cfg.ClickHouseAddr, Database: cfg.ClickHouseDatabase,
-		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}
+		User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword, Cluster: cfg.ClickHouseCluster}
 	if cfg.ClickHouseTLS || cfg.ClickHouseTLSCA != "" {
 		sc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.ClickHouseTLSCA != "" {

@@ -35,8 +35,12 @@ type Config struct {
 	ClickHousePassword string   `yaml:"clickhouse_password" secret:"true"`
 	// ClickHouseTLS talks TLS to the server's secure native port (9440);
 	// ClickHouseTLSCA verifies it with a private CA (and implies TLS).
-	ClickHouseTLS   bool   `yaml:"clickhouse_tls"`
-	ClickHouseTLSCA string `yaml:"clickhouse_tls_ca"`
+	ClickHouseTLS bool `yaml:"clickhouse_tls"`
+	// ClickHouseCluster runs the migrations ON CLUSTER with replicated
+	// tables (a cluster of the servers' remote_servers; needs ZooKeeper
+	// or ClickHouse Keeper).
+	ClickHouseCluster string `yaml:"clickhouse_cluster"`
+	ClickHouseTLSCA   string `yaml:"clickhouse_tls_ca"`
 
 	HTTPAddr string `yaml:"http_addr"`
 	// HTTPTokens, when set, are the bearer tokens the HTTP API accepts

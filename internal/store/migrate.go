@@ -97,14 +97,17 @@ type MigrationResult struct {
 // order. A file whose min_server_version is above the server's stays
 // pending and is applied by a later run on a newer server.
 func (s *Store) Migrate(ctx context.Context, migrations []Migration) ([]MigrationResult, error) {
-	err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	ddl, err := ForCluster(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
     name String,
     checksum String,
     applied_at DateTime('UTC')
 ) ENGINE = ReplacingMergeTree()
-ORDER BY version`)
+ORDER BY version`, s.cluster, s.database)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.conn.Exec(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	applied := map[uint32]bool{}
@@ -136,6 +139,10 @@ ORDER BY version`)
 			continue
 		}
 		for i, stmt := range m.Statements {
+			stmt, err := ForCluster(stmt, s.cluster, s.database)
+			if err != nil {
+				return results, fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
+			}
 			if err := s.conn.Exec(ctx, stmt); err != nil {
 				return results, fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
 			}

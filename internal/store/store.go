@@ -23,6 +23,9 @@ type Config struct {
 	User     string
 	Password string
 	TLS      *tls.Config
+	// Cluster, when set, runs the DDL ON CLUSTER with replicated tables
+	// (see ForCluster).
+	Cluster string
 	// DialTimeout bounds connecting; ReadTimeout bounds one query.
 	DialTimeout time.Duration
 	ReadTimeout time.Duration
@@ -32,6 +35,7 @@ type Config struct {
 type Store struct {
 	conn     driver.Conn
 	database string
+	cluster  string // "" on a single server
 	version  versionClock
 	mu       sync.Mutex
 	batches  map[string]driver.Batch // long-lived insert batches by table
@@ -61,7 +65,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{conn: conn, database: cfg.Database, batches: map[string]driver.Batch{}}, nil
+	return &Store{conn: conn, database: cfg.Database, cluster: cfg.Cluster, batches: map[string]driver.Batch{}}, nil
 }
 
 const codeUnknownDatabase = 81
@@ -72,7 +76,14 @@ func createDatabase(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer boot.Close()
-	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+	create := "CREATE DATABASE IF NOT EXISTS " + cfg.Database
+	if cfg.Cluster != "" {
+		if !validIdentifier(cfg.Cluster) {
+			return fmt.Errorf("store: cluster name %q must be letters, digits and underscores", cfg.Cluster)
+		}
+		create += " ON CLUSTER " + cfg.Cluster
+	}
+	if err := boot.Exec(ctx, create); err != nil {
 		return fmt.Errorf("store: database %s is missing on %s and cannot be created as %s (an administrator can create it): %w",
 			cfg.Database, strings.Join(cfg.Addrs, ","), cfg.User, err)
 	}
