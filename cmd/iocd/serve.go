@@ -261,7 +261,7 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	}
 	var longest time.Duration
 	for _, r := range rules {
-		longest = max(longest, r.Window)
+		longest = max(longest, r.Window+r.Threshold.For)
 	}
 	newest, err := st.LatestWindowStart(ctx)
 	if err != nil {
@@ -285,6 +285,7 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	if err != nil {
 		return ingest.Alerting{}, nil, nil, err
 	}
+	engine.WarmUp() // pending `for` timers, from the history just read
 	log.Info().Str("rules_file", cfg.Rules).Int("rules", len(rules)).Int("alerts_known", len(last)).
 		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
 		Dur("took", time.Since(start)).Msg("alert engine restored")

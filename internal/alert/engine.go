@@ -549,6 +549,43 @@ func (e *Engine) RestorePane(r *window.Row) {
 	}
 }
 
+// WarmUp rebuilds the pending `for` timers of threshold rules from the
+// restored pane history (call it after Restore and RestorePane): the
+// history is evaluated again, in order, with nothing published, and a
+// group that ends up pending keeps its timer. Without it a restart would
+// restart every `for`, delaying alerts by up to that long.
+func (e *Engine) WarmUp() {
+	for _, rs := range e.rules {
+		if rs.Kind != KindThreshold || rs.Threshold.For == 0 {
+			continue
+		}
+		for _, g := range rs.groups {
+			if g.tr.state != Inactive || len(g.members) == 0 {
+				continue
+			}
+			var ends []int64
+			for s := range g.members {
+				for _, p := range s.panes {
+					ends = append(ends, p.endMs)
+				}
+			}
+			slices.Sort(ends)
+			ends = slices.Compact(ends)
+			saved, published := *g, len(e.out)
+			for _, end := range ends {
+				e.evaluate(rs, g, end, true)
+			}
+			clear(e.out[published:])
+			e.out = e.out[:published]
+			pending, since := g.tr.state == Pending, g.tr.since
+			*g = saved
+			if pending {
+				g.tr.state, g.tr.since = Pending, since
+			}
+		}
+	}
+}
+
 func paneOf(r *window.Row) pane {
 	return pane{startMs: r.StartMs, endMs: r.StartMs + r.SizeMs, count: r.Count, sum: r.Sum, min: r.Min, max: r.Max,
 		first: r.First, last: r.Last, final: r.Final}
@@ -585,7 +622,8 @@ func (e *Engine) bindSeries(s *seriesEntry) {
 	for _, rs := range e.rules {
 		if rs.Kind == KindThreshold && rs.Match.selects(k.kind, k.typ, k.metric, k.area, k.source) {
 			s.rules = append(s.rules, rs)
-			s.keepMs = max(s.keepMs, rs.Window.Milliseconds())
+			// window + for: a restart can rebuild a pending timer from it (WarmUp).
+			s.keepMs = max(s.keepMs, (rs.Window + rs.Threshold.For).Milliseconds())
 		}
 	}
 	if len(s.rules) == 0 {

@@ -525,3 +525,35 @@ func TestAcknowledge(t *testing.T) {
 		t.Fatalf("after a restart: %+v, without one: %+v", got, want)
 	}
 }
+
+func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
+	const rule = `
+  - {name: slow, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning, for: 10m}`
+	ref, _ := newEngine(t, rule)
+	var want []Alert
+	for m := 0; m < 15; m++ {
+		ref.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		want = ref.Take(want)
+	}
+	if brief(want) != "11:firing/warning#1" {
+		t.Fatalf("reference: %s", brief(want))
+	}
+	// Restart after minute 5: panes 0..5 come back from window_agg.
+	e, _ := newEngine(t, rule)
+	for m := 0; m <= 5; m++ {
+		r := paneRow("a", "x", "height", m, 2, true)
+		e.RestorePane(&r)
+	}
+	e.WarmUp()
+	if got := e.Take(nil); len(got) != 0 {
+		t.Fatalf("the warm-up published %s", brief(got))
+	}
+	var got []Alert
+	for m := 6; m < 15; m++ {
+		e.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		got = e.Take(got)
+	}
+	if brief(got) != brief(want) || got[0].ID != want[0].ID {
+		t.Fatalf("after the restart %s, without one %s", brief(got), brief(want))
+	}
+}
