@@ -48,7 +48,6 @@ func TestFaultNATSClusterNodeDies(t *testing.T) {
 	}
 
 	msgs := buildCorpus(t, 8, corpusBase(), 300)
-	tr := groundTruth(msgs)
 	published := publishSlowly(t, js, msgs, 200, 150*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	info, err = mustStream(t, js, "IOC_EVENTS").Info(context.Background())
@@ -66,6 +65,7 @@ func TestFaultNATSClusterNodeDies(t *testing.T) {
 	}
 	<-published
 	waitDrained(t, js)
+	tr := truthFromStream(t, js, msgs)
 	compareWithTruth(t, conn, db, tr, countRejected(tr), js)
 	checkAlertInvariants(t, js, conn, db)
 	after, _ := mustStream(t, js, "IOC_EVENTS").Info(context.Background())
