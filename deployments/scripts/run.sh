@@ -65,6 +65,7 @@ cat <<MSG
   Rejections: SELECT reason, count() FROM $db.rejected GROUP BY reason
   Alerts:   http://$http/api/v1/alerts   live: http://$http/api/v1/alerts/stream (SSE)
             bin/iocctl alerts [watch]    NATS subjects ioc.alerts.<severity>.<kind>.<area>
+            acknowledge one: bin/iocctl --by NAME alerts ack FINGERPRINT (in parentheses after each alert)
   Alert transitions are printed below as they happen (rules: ${IOC_RULES:-deployments/rules/hue.yaml}).
   Ctrl-C stops everything cleanly.
 

@@ -113,7 +113,7 @@ type group struct {
 	tr                Tracker
 	lastEvalMs        int64
 	members           map[*seriesEntry]struct{} // threshold rules
-	lastMs            int64                     // event rules: last match; absence: last event
+	lastMs            int64                     // event rules: last match; absence: engine clock when last heard
 	value             float64
 	lastSummary       string
 	resolveWhy        string
@@ -309,7 +309,7 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 	for _, rs := range rules {
 		switch rs.Kind {
 		case KindAbsence:
-			e.seen(rs, k, ev)
+			e.seen(rs, k, e.clock(nowMs))
 		case KindEvent:
 			e.match(rs, k, ev)
 		}
@@ -363,17 +363,20 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 	}
 }
 
-// seen records an event of a source for an absence rule, resolving the
-// alert of a source that was silent.
-func (e *Engine) seen(rs *ruleState, k eventKey, ev *event.Event) {
+// seen records that a source was heard from, at engine clock heard, for
+// an absence rule, resolving the alert of a source that was silent.
+// Silence is measured on the engine clock from when the source was last
+// heard, not from its own event times: a sensor whose clock lags the
+// city's by more than `after` is alive, and must neither alert nor flap.
+func (e *Engine) seen(rs *ruleState, k eventKey, heard int64) {
 	g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, []string{"source"})
-	if ev.TimeMs <= g.lastMs {
+	if heard <= g.lastMs {
 		return
 	}
-	g.lastMs = ev.TimeMs
-	if g.tr.state == Firing && ev.TimeMs > g.lastEvalMs {
-		g.lastEvalMs = ev.TimeMs
-		e.emitResolve(rs, g, ev.TimeMs, 0, "đã nhận lại dữ liệu")
+	g.lastMs = heard
+	if g.tr.state == Firing && heard >= g.lastEvalMs {
+		g.lastEvalMs = heard
+		e.emitResolve(rs, g, heard, 0, "đã nhận lại dữ liệu")
 	}
 }
 

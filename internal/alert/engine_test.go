@@ -557,3 +557,28 @@ func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
 		t.Fatalf("after the restart %s, without one %s", brief(got), brief(want))
 	}
 }
+
+// A sensor whose clock lags the city's by more than `after` is alive: it
+// must neither alert nor flap; when it really stops, it alerts once.
+func TestAbsenceWithALaggingClock(t *testing.T) {
+	e, w := newEngine(t, `
+  - {name: silent, kind: absence, match: {kind: environment}, after: 30m, severity: warning}`)
+	send := func(source string, eventMin int) {
+		ev := &event.Event{ID: "x", Kind: "environment", Type: "rainfall", Source: source, Area: "x",
+			TimeMs: base.Add(time.Duration(eventMin) * time.Minute).UnixMilli(), MetricNames: []string{"precipitation"}, MetricValues: []float64{1}}
+		e.Event(ev, w.t.UnixMilli())
+	}
+	var got []Alert
+	for m := 40; m <= 120; m++ {
+		w.t = base.Add(time.Duration(m) * time.Minute)
+		send("on-time", m)
+		if m <= 80 {
+			send("lagging", m-40) // 40 minutes behind, every minute, until minute 80
+		}
+		e.Tick(w.t.UnixMilli())
+		got = e.Take(got)
+	}
+	if b := brief(got); b != "110:firing/warning#1" || got[0].Source != "lagging" {
+		t.Fatalf("got %s, want one alert when the lagging source stops (heard last at 80, +30m)", b)
+	}
+}
