@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,7 +12,8 @@ import (
 )
 
 const alertsInsert = "INSERT INTO alerts (id, fingerprint, rule, status, severity, kind, type, metric, area, source, " +
-	"value, threshold, starts_at, ends_at, updated_at, summary, seq)"
+	"value, threshold, starts_at, ends_at, updated_at, summary, seq, " +
+	"category, sub_category, labels, op, agg, rule_window, acknowledged_by, acknowledged_at, ack_comment)"
 
 // InsertAlerts writes alert transitions. A transition written twice (a
 // retry after a crash) is one row under FINAL: (fingerprint, id, seq) is
@@ -29,6 +31,9 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 		ends                            = make([]*time.Time, n)
 		summary                         = make([]string, n)
 		seq                             = make([]uint32, n)
+		category, subCategory, labels   = make([]string, n), make([]string, n), make([]string, n)
+		op, agg, window, ackBy, ackText = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ackAt                           = make([]*time.Time, n)
 	)
 	for i, a := range alerts {
 		id[i], fp[i], rule[i], status[i], severity[i] = a.ID, a.Fingerprint, a.Rule, string(a.Status), string(a.Severity)
@@ -36,9 +41,17 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 		value[i], threshold[i] = a.Value, a.Threshold
 		starts[i], ends[i], updated[i] = a.StartsAt, a.EndsAt, a.UpdatedAt
 		summary[i], seq[i] = a.Summary, uint32(a.Seq)
+		category[i], subCategory[i], op[i], agg[i], window[i] = a.Category, a.SubCategory, a.Op, a.Agg, a.Window
+		ackBy[i], ackAt[i], ackText[i] = a.AcknowledgedBy, a.AcknowledgedAt, a.AckComment
+		b, err := json.Marshal(a.Labels)
+		if err != nil {
+			return fmt.Errorf("store: alert %s labels: %w", a.MsgID(), err)
+		}
+		labels[i] = string(b)
 	}
 	return s.insertColumns(ctx, "alerts", alertsInsert, []any{
 		id, fp, rule, status, severity, kind, typ, metric, area, source, value, threshold, starts, ends, updated, summary, seq,
+		category, subCategory, labels, op, agg, window, ackBy, ackAt, ackText,
 	})
 }
 

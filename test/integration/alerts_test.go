@@ -272,6 +272,17 @@ func TestFloodScenarioAlerts(t *testing.T) {
 	if kimLong != 6 {
 		t.Fatalf("alerts table: %d Kim Long rows, want 6", kimLong)
 	}
+	var category, labels, window string
+	if err := conn.QueryRow(context.Background(), "SELECT category, labels, rule_window FROM "+db+
+		".alerts FINAL WHERE rule = 'river_level_kim_long' AND seq = 2").Scan(&category, &labels, &window); err != nil ||
+		category != "naturalDisaster" || !strings.Contains(labels, `"river":"huong"`) || window != "10m" {
+		t.Fatalf("alerts table details: %v %q %q %q", err, category, labels, window)
+	}
+	var ackBy string
+	if err := conn.QueryRow(context.Background(), "SELECT acknowledged_by FROM "+db+".alerts FINAL WHERE fingerprint = ? "+
+		"AND acknowledged_by != '' LIMIT 1", target.Fingerprint).Scan(&ackBy); err != nil || ackBy != "trực ban Lan" {
+		t.Fatalf("the acknowledgement is not in the alerts table: %v %q", err, ackBy)
+	}
 
 	// The live view, after the restart, shows exactly what still fires.
 	live = liveAlerts(t, d.http)
