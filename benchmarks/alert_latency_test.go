@@ -36,8 +36,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // The rules iocd runs in these benchmarks. They select only the sources
@@ -224,7 +222,7 @@ func runAlertLatency(b *testing.B, kind alertKind, flush time.Duration, load, sa
 		// silence between its two readings must not (default 1m).
 		env = append(env, "IOC_IDLE_TIMEOUT=10m")
 	}
-	iocd, httpAddr := r.startIOCDWith(env...)
+	iocd, httpAddr := r.startIOCD(env...)
 	r.waitReady(iocd, httpAddr)
 
 	run := strconv.FormatInt(time.Now().UnixNano()%1e12, 36)
@@ -371,26 +369,6 @@ func insertTimes(httpAddr string) string {
 		}
 	}
 	return fmt.Sprintf("%.0f", total)
-}
-
-// startIOCDWith starts iocd like startIOCD, with extra settings that take
-// precedence (the last value of a variable wins in exec.Cmd.Env).
-func (r *rig) startIOCDWith(extra ...string) (*process, string) {
-	r.b.Helper()
-	r.iocdRuns++
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.b))
-	env := append(os.Environ(),
-		"IOC_NATS_URL="+r.natsURL,
-		"IOC_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
-		"IOC_CLICKHOUSE_DATABASE="+r.db,
-		"IOC_HTTP_ADDR="+httpAddr,
-		"IOC_DATA_DIR="+filepath.Join(r.dir, "iocd-data"),
-		"IOC_LOG_LEVEL=info",
-	)
-	env = append(env, extra...)
-	p := startProcess(r.b, "iocd", filepath.Join(r.dir, fmt.Sprintf("iocd-%d.log", r.iocdRuns)), env, r.iocdBin, "run")
-	r.cleanups = append(r.cleanups, func() { _ = p.stop(30 * time.Second) })
-	return p, httpAddr
 }
 
 // waitAcked waits until iocd has acknowledged IOC_EVENTS up to seq: what

@@ -266,8 +266,9 @@ func newRig(b *testing.B) *rig {
 // startIOCD starts iocd with the defaults of the contract (batches of
 // 50 000, 1-minute windows) against the rig. Other IOC_* settings in the
 // environment of the benchmark reach iocd too, which makes it easy to try
-// a different batch size.
-func (r *rig) startIOCD() (*process, string) {
+// a different batch size; extra settings take precedence (the last value
+// of a variable wins in exec.Cmd.Env).
+func (r *rig) startIOCD(extra ...string) (*process, string) {
 	r.b.Helper()
 	r.iocdRuns++
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.b))
@@ -284,6 +285,7 @@ func (r *rig) startIOCD() (*process, string) {
 	if os.Getenv("IOC_BENCH_PPROF") != "" {
 		env = append(env, "IOC_PPROF=true")
 	}
+	env = append(env, extra...)
 	p := startProcess(r.b, "iocd", filepath.Join(r.dir, fmt.Sprintf("iocd-%d.log", r.iocdRuns)), env, r.iocdBin, "run")
 	r.cleanups = append(r.cleanups, func() { _ = p.stop(30 * time.Second) })
 	return p, httpAddr

@@ -336,7 +336,7 @@ func repairAlertsTable(ctx context.Context, st *store.Store, all []alert.Alert, 
 // those the threshold rules name and the pollutants of vn_aqi. Nil (read
 // every metric) when a rule selects metrics by a glob or not at all.
 func historyMetrics(rules []alert.Rule) []string {
-	set := map[string]bool{"pm25": true, "pm10": true, "o3": true, "co": true, "so2": true, "no2": true}
+	set := map[string]bool{aqi.PM25: true, aqi.PM10: true, aqi.O3: true, aqi.CO: true, aqi.SO2: true, aqi.NO2: true}
 	for _, r := range rules {
 		if r.Kind != alert.KindThreshold {
 			continue
