@@ -39,18 +39,26 @@ func kimLong(seq int, sev alert.Severity, status alert.Status) alert.Alert {
 		Summary: "Mực nước sông Hương tại Kim Long 2.13 m ≥ báo động 2 (2 m)"}
 }
 
+// serveAPI serves iocd's real HTTP API over alerts until the test ends and
+// returns the --api flag that reaches it.
+func serveAPI(t *testing.T, alerts httpapi.Alerts, tokens []string) string {
+	t.Helper()
+	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, alerts, false, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RequireTokens(tokens, true)
+	go srv.Serve()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return "--api=http://" + srv.Addr()
+}
+
 // TestAlertsAgainstIOCDsAPI runs both subcommands against the real HTTP
 // API of iocd serving a live board.
 func TestAlertsAgainstIOCDsAPI(t *testing.T) {
 	board := alert.NewBoard()
 	board.Apply(kimLong(1, alert.Info, alert.StatusFiring))
-	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, board, false, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	defer srv.Shutdown(context.Background())
-	api := "--api=http://" + srv.Addr()
+	api := serveAPI(t, board, nil)
 
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{api, "alerts"}, &out, &errOut); code != 0 {
@@ -115,13 +123,7 @@ func (b ackingBoard) Acknowledge(fp, by, comment string) { b.got <- fp + "|" + b
 func TestAck(t *testing.T) {
 	b := ackingBoard{alert.NewBoard(), make(chan string, 1)}
 	b.Apply(kimLong(1, alert.Info, alert.StatusFiring))
-	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, b, false, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	defer srv.Shutdown(context.Background())
-	api := "--api=http://" + srv.Addr()
+	api := serveAPI(t, b, nil)
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{api, "--by", "Lan", "alerts", "ack", "fp1", "đã cử đội"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -138,14 +140,7 @@ func TestAck(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	board := alert.NewBoard()
-	srv, err := httpapi.New("127.0.0.1:0", prometheus.NewRegistry(), nil, board, false, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.RequireTokens([]string{"s3cret-token"}, true)
-	go srv.Serve()
-	defer srv.Shutdown(context.Background())
-	api := "--api=http://" + srv.Addr()
+	api := serveAPI(t, board, []string{"s3cret-token"})
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{api, "alerts"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--token") {
 		t.Fatalf("without a token: exit %d, %s", code, errOut.String())
