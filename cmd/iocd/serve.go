@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,11 +65,27 @@ func applyMigrations(ctx context.Context, st *store.Store, log zerolog.Logger) e
 	if err != nil {
 		return err
 	}
-	results, err := st.Migrate(ctx, migrations)
-	for _, r := range results {
-		log.Info().Str("migration", r.Name).Str("status", r.Status).Msg("migration")
+	// Several iocd processes starting together (IOC_PARTITIONS) race to
+	// apply the same migration, and 18.16 has no ALTER ... IF NOT EXISTS:
+	// the loser's statement fails. After a pause it finds the migration
+	// recorded by the winner and skips it.
+	for attempt := 1; ; attempt++ {
+		results, err := st.Migrate(ctx, migrations)
+		if err == nil || attempt == 5 {
+			for _, r := range results {
+				log.Info().Str("migration", r.Name).Str("status", r.Status).Msg("migration")
+			}
+			return err
+		}
+		pause := time.Duration(500+rand.IntN(1000)) * time.Millisecond
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", pause).
+			Msg("migration failed; another iocd may be applying it: retrying")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
 	}
-	return err
 }
 
 // openStore connects to ClickHouse, retrying while it is not up yet: at
@@ -142,6 +160,16 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		Replicas: cfg.StreamReplicas}, log); err != nil {
 		return err
 	}
+	rules, err := loadAlerting(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Partitions > 0 {
+		return servePartitioned(ctx, cfg, st, nc, js, rules, m, log)
+	}
+	if err := broker.CheckUnpartitioned(setupCtx, js); err != nil {
+		return err
+	}
 	cons, err := broker.EnsureConsumer(setupCtx, js, broker.ConsumerSettings{Durable: cfg.Consumer,
 		MaxAckPending: cfg.MaxAckPending, AckWait: cfg.AckWait.D(), Prefetch: min(cfg.BatchSize, 10_000)}, log)
 	if err != nil {
@@ -152,39 +180,33 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	alerting, engine, board, err := startAlerting(ctx, cfg, st, js, m, log)
-	if err != nil {
-		return err
-	}
-	// The stored events rebuild the windows, and tell the alert engine when
-	// each source was last seen and when a firing event alert last matched.
+	var alerting ingest.Alerting
 	var restoreEvent func(*event.Event)
-	if engine != nil {
+	var boardAPI httpapi.Alerts
+	if rules != nil {
+		var engine *alert.Engine
+		alerting, engine, err = restoreEngine(ctx, cfg, st, js, rules.current(), nil, "", log)
+		if err != nil {
+			return err
+		}
+		rules.add(engine)
+		// The stored events rebuild the windows, and tell the alert engine
+		// when each source was last seen and when a firing event alert
+		// last matched.
 		restoreEvent = engine.RestoreEvent
+		board := alert.NewBoard()
+		defer board.Close()
+		alerting.Board = board
+		boardAPI = alertAPI{board, rules.Acknowledge}
 	}
-	windows, err := restoreWindows(ctx, cfg, st, ackFloor, restoreEvent, m, log)
+	windows, err := restoreWindows(ctx, cfg, st, ackFloor, nil, restoreEvent, m, log)
 	if err != nil {
 		return err
-	}
-	var boardAPI httpapi.Alerts
-	if board != nil {
-		boardAPI = alertAPI{board, engine}
-		defer board.Close()
 	}
 	sources := quality.New(m.Registry)
-	pipe := ingest.New(ingest.Config{
-		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
-		EvalInterval: 100 * time.Millisecond, MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
-	}, windows, st, js, alerting, sources, m, log)
+	pipe := ingest.New(pipelineConfig(cfg), windows, st, js, alerting, sources, m, log)
 
-	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{
-		{Name: "nats", Run: func(context.Context) error {
-			if s := nc.Status(); s != nats.CONNECTED {
-				return fmt.Errorf("NATS connection is %s", s)
-			}
-			return nil
-		}},
-		{Name: "clickhouse", Run: st.Ping},
+	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
 		{Name: "pipeline", Run: func(context.Context) error {
 			if !pipe.Healthy() {
 				return errors.New("consumer not bound or ClickHouse writes failing")
@@ -198,11 +220,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	api.HandleSources(sources, pipe.Pending)
 	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
 	go api.Serve()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = api.Shutdown(sctx)
-	}()
+	defer shutdownAPI(api)
 
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Strs("clickhouse", cfg.ClickHouseAddr).
 		Str("database", cfg.ClickHouseDatabase).Msg("iocd ready: consuming IOC_EVENTS")
@@ -213,36 +231,125 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	return nil
 }
 
-// startAlerting loads the rules, rebuilds the alert engine's state (the
-// last transition of every alert from IOC_ALERTS, the window history its
-// rules need from window_agg) and starts watching the rules file. With
-// IOC_RULES empty, alerting is off.
-func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, m *metrics.Metrics,
-	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *alert.Board, error) {
+func pipelineConfig(cfg config.Config) ingest.Config {
+	return ingest.Config{
+		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
+		EvalInterval: 100 * time.Millisecond, MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
+	}
+}
+
+func natsCheck(nc *nats.Conn) httpapi.Check {
+	return httpapi.Check{Name: "nats", Run: func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			return fmt.Errorf("NATS connection is %s", s)
+		}
+		return nil
+	}}
+}
+
+func shutdownAPI(api *httpapi.Server) {
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = api.Shutdown(sctx)
+}
+
+// engines is the alert side shared by a process: the rules file's
+// current rules and every live engine (one, or one per owned partition).
+// The rules watcher and acknowledgements reach every engine through it.
+type engines struct {
+	mu    sync.Mutex
+	rules []alert.Rule
+	set   map[*alert.Engine]struct{}
+}
+
+func (e *engines) SetRules(rules []alert.Rule) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rules = rules
+	for eng := range e.set {
+		eng.SetRules(rules)
+	}
+}
+
+func (e *engines) current() []alert.Rule {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rules
+}
+
+// add registers a new engine and gives it the current rules: the file may
+// have been reloaded since the engine was built.
+func (e *engines) add(eng *alert.Engine) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.set[eng] = struct{}{}
+	eng.SetRules(e.rules)
+}
+
+func (e *engines) remove(eng *alert.Engine) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.set, eng)
+}
+
+// Acknowledge goes to every engine; those without the fingerprint ignore it.
+func (e *engines) Acknowledge(fingerprint, by, comment string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for eng := range e.set {
+		eng.Acknowledge(fingerprint, by, comment)
+	}
+}
+
+// loadAlerting loads the rules file and starts watching it. With IOC_RULES
+// empty, alerting is off and it returns nil.
+func loadAlerting(ctx context.Context, cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (*engines, error) {
 	if cfg.Rules == "" {
 		log.Warn().Msg("IOC_RULES is empty: alerting is off")
-		return ingest.Alerting{}, nil, nil, nil
+		return nil, nil
 	}
 	rules, data, err := loadRules(cfg.Rules)
 	if err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return nil, err
 	}
 	m.RulesLoaded.Set(float64(len(rules)))
 	m.RulesReloadOK.Set(1)
+	e := &engines{rules: rules, set: map[*alert.Engine]struct{}{}}
+	go watchRules(ctx, cfg.Rules, data, 2*time.Second, e, m, log)
+	return e, nil
+}
+
+// restoreEngine builds an alert engine and rebuilds its state: the last
+// transition of every alert from IOC_ALERTS, and the window history its
+// rules need from window_agg. keep, when set, selects the areas this
+// engine owns (a partition); scope names them in fingerprints of groups
+// keyed by neither area nor source.
+func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, rules []alert.Rule,
+	keep func(area string) bool, scope string, log zerolog.Logger) (ingest.Alerting, *alert.Engine, error) {
 	names := map[string]string{}
 	for _, a := range sim.Areas() {
 		names[a.Slug] = a.Name
 	}
-	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names}, rules)
+	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names, Scope: scope}, rules)
 	deriver := aqi.NewDeriver()
+	mine := func(area string) bool { return keep == nil || keep(area) }
 
 	start := time.Now()
 	all, skipped, err := broker.ReadAlerts(ctx, js)
 	if err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return ingest.Alerting{}, nil, err
+	}
+	if keep != nil {
+		own := all[:0:0]
+		for _, a := range all {
+			if keep(a.Area) {
+				own = append(own, a)
+			}
+		}
+		all = own
 	}
 	if err := repairAlertsTable(ctx, st, all, log); err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return ingest.Alerting{}, nil, err
 	}
 	last := alert.Latest(all)
 	engine.Restore(last)
@@ -265,45 +372,46 @@ func startAlerting(ctx context.Context, cfg config.Config, st *store.Store, js j
 	}
 	newest, err := st.LatestWindowStart(ctx)
 	if err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return ingest.Alerting{}, nil, err
 	}
 	var history []window.Row
 	from := newest - int64(max(longest, 24*time.Hour).Seconds()) // 24 h: NowCast and corrections of vn_aqi
 	panes, err := st.ReadPanes(ctx, paneSec, from, historyMetrics(rules), func(r *window.Row) {
+		if !mine(r.Area) {
+			return
+		}
 		engine.RestorePane(r)
 		if r.Kind == "environment" && r.Type == "air_quality" {
 			history = append(history, *r)
 		}
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return ingest.Alerting{}, nil, err
 	}
 	deriver.Restore(history)
 	hourly, err := st.ReadPanes(ctx, 3600, newest-int64(longest.Seconds()), []string{aqi.Metric}, func(r *window.Row) {
-		engine.RestorePane(r)
+		if mine(r.Area) {
+			engine.RestorePane(r)
+		}
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, nil, err
+		return ingest.Alerting{}, nil, err
 	}
 	engine.WarmUp() // pending `for` timers, from the history just read
-	log.Info().Str("rules_file", cfg.Rules).Int("rules", len(rules)).Int("alerts_known", len(last)).
+	log.Info().Int("rules", len(rules)).Int("alerts_known", len(last)).
 		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
 		Dur("took", time.Since(start)).Msg("alert engine restored")
-	go watchRules(ctx, cfg.Rules, data, 2*time.Second, engine, m, log)
-	board := alert.NewBoard()
-	return ingest.Alerting{Engine: engine, Deriver: deriver, Board: board, PaneMs: int64(paneSec) * 1000, Firing: firing}, engine, board, nil
+	return ingest.Alerting{Engine: engine, Deriver: deriver, PaneMs: int64(paneSec) * 1000, Firing: firing}, engine, nil
 }
 
 // alertAPI is what the HTTP API serves: the live board, and
-// acknowledgements handed to the engine.
+// acknowledgements handed to the engines.
 type alertAPI struct {
 	*alert.Board
-	engine *alert.Engine
+	ack func(fingerprint, by, comment string)
 }
 
-func (a alertAPI) Acknowledge(fingerprint, by, comment string) {
-	a.engine.Acknowledge(fingerprint, by, comment)
-}
+func (a alertAPI) Acknowledge(fingerprint, by, comment string) { a.ack(fingerprint, by, comment) }
 
 // repairAlertsTable writes the transitions JetStream stored but the alerts
 // table lacks: the process that published them died before its insert, and
@@ -364,8 +472,8 @@ func historyMetrics(rules []alert.Rule) []string {
 // to the ack floor) count: the ones after it come again from JetStream, in
 // their original order, and are processed as the first time, so every
 // late/drop decision and every window they touch comes out the same.
-func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, onEvent func(*event.Event),
-	m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
+func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, keep func(area string) bool,
+	onEvent func(*event.Event), m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
 	sizes := make([]time.Duration, len(cfg.WindowSizes))
 	for i, d := range cfg.WindowSizes {
 		sizes[i] = d.D()
@@ -376,7 +484,7 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ack
 		return nil, err
 	}
 	start := time.Now()
-	latest, err := st.LatestBySource(ctx, ackFloor)
+	latest, err := st.LatestBySource(ctx, ackFloor, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +494,9 @@ func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ack
 	}
 	nowMs := time.Now().UnixMilli()
 	n, err := st.ReadEvents(ctx, from, ackFloor, func(ev *event.Event, latestMs int64) {
+		if keep != nil && !keep(ev.Area) {
+			return // the same source in another partition's area
+		}
 		windows.Restore(ev, latestMs, nowMs)
 		if onEvent != nil {
 			onEvent(ev)

@@ -32,6 +32,11 @@ type EngineConfig struct {
 	AreaNames map[string]string
 	// Now is the wall clock (updatedAt, idle advance); default time.Now.
 	Now func() time.Time
+	// Scope names the share of the city this engine sees (a partition, in
+	// partitioned mode). It is part of the fingerprint of groups keyed by
+	// neither area nor source: each partition computes such a group over
+	// its own areas only, and two partitions must not fire one alert.
+	Scope string
 }
 
 // Engine evaluates the rules over events and window panes and produces
@@ -99,6 +104,7 @@ type pane struct {
 // ruleState is a rule and the groups (fingerprints) it has seen.
 type ruleState struct {
 	Rule
+	scope  string // EngineConfig.Scope
 	groups map[groupKey]*group
 }
 
@@ -185,7 +191,7 @@ func (e *Engine) install(rules []Rule) {
 			e.rules = append(e.rules, prev)
 		case prev != nil && prev.Kind == r.Kind && slices.Equal(prev.GroupBy, r.GroupBy):
 			// Same fingerprints: the alerts carry over.
-			rs := &ruleState{Rule: r, groups: prev.groups}
+			rs := &ruleState{Rule: r, groups: prev.groups, scope: e.cfg.Scope}
 			for _, g := range rs.groups {
 				if g.tr.state == Pending {
 					g.tr.state = Inactive
@@ -204,7 +210,7 @@ func (e *Engine) install(rules []Rule) {
 			if prev != nil {
 				old[r.Name] = prev // other fingerprints: resolve the old alerts
 			}
-			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[groupKey]*group{}})
+			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[groupKey]*group{}, scope: e.cfg.Scope})
 		}
 	}
 	wallMs := e.cfg.Now().UnixMilli()
@@ -1039,6 +1045,9 @@ func (rs *ruleState) group(k seriesKey, by []string) *group {
 		return g
 	}
 	fp := fingerprint(rs.Name, area, source, typ)
+	if area == "" && source == "" && rs.scope != "" {
+		fp = fingerprint(rs.Name+"\x00scope="+rs.scope, area, source, typ)
+	}
 	g := &group{fp: fp, kind: k.kind, typ: k.typ, metric: k.metric, area: k.area, source: k.source,
 		lastEvalMs: math.MinInt64, lastMs: math.MinInt64}
 	g.tr.Fingerprint = fp

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/alert"
 )
@@ -110,4 +111,29 @@ func ReadAlerts(ctx context.Context, js jetstream.JetStream) (all []alert.Alert,
 			return nil, 0, err
 		}
 	}
+}
+
+// FollowAlerts hands every transition stored in IOC_ALERTS, from the first
+// on, to fn until ctx ends. In partitioned mode each process's board
+// follows the stream, so every replica shows the whole city's alerts, not
+// only those of the partitions it owns.
+func FollowAlerts(ctx context.Context, js jetstream.JetStream, fn func(alert.Alert), log zerolog.Logger) error {
+	c, err := js.OrderedConsumer(ctx, AlertsStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return fmt.Errorf("broker: follow %s: %w", AlertsStream, err)
+	}
+	cc, err := c.Consume(func(msg jetstream.Msg) {
+		a, err := parseAlert(msg.Data(), msg.Headers())
+		if err != nil {
+			log.Warn().Err(err).Str("subject", msg.Subject()).Msg("not an alert transition; not shown")
+			return
+		}
+		fn(a)
+	})
+	if err != nil {
+		return fmt.Errorf("broker: follow %s: %w", AlertsStream, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
 }

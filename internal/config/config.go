@@ -76,6 +76,15 @@ type Config struct {
 	// cluster (3 for the shipped cluster); 1 on a single server.
 	StreamReplicas  int      `yaml:"stream_replicas"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Partitions > 0 runs iocd as one of several processes sharing
+	// IOC_EVENTS by area (docs/scale-out.md): the events are split into
+	// this many partitions, each owned by one process at a time through a
+	// lease of LeaseTTL. 0 is the single-process layout.
+	Partitions int      `yaml:"partitions"`
+	LeaseTTL   Duration `yaml:"lease_ttl"`
+	// Instance names this process among its peers; default host-pid.
+	Instance string `yaml:"instance"`
 }
 
 // Default returns the contract's defaults.
@@ -107,6 +116,7 @@ func Default() Config {
 		DuplicateWindow:    Duration(2 * time.Minute),
 		StreamReplicas:     1,
 		ShutdownTimeout:    Duration(25 * time.Second),
+		LeaseTTL:           Duration(10 * time.Second),
 	}
 }
 
@@ -201,6 +211,15 @@ func (c Config) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Sprintf("IOC_STREAM_REPLICAS: %d must be 1 to 5", c.StreamReplicas))
+	}
+	if c.Partitions < 0 || c.Partitions > 256 {
+		errs = append(errs, fmt.Sprintf("IOC_PARTITIONS: %d must be 0 (one process) to 256", c.Partitions))
+	}
+	if c.Partitions > 0 && c.NATSURL == "" {
+		errs = append(errs, "IOC_PARTITIONS needs IOC_NATS_URL: processes share one external JetStream, not each its embedded one")
+	}
+	if c.LeaseTTL.D() < time.Second {
+		errs = append(errs, fmt.Sprintf("IOC_LEASE_TTL: %s is shorter than 1s", c.LeaseTTL.D()))
 	}
 	for _, d := range c.WindowSizes {
 		if d.D() < time.Second || d.D()%time.Second != 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/alert"
@@ -101,6 +102,11 @@ type Config struct {
 	EvalInterval    time.Duration
 	MaxFutureSkew   time.Duration
 	ShutdownTimeout time.Duration // how long a drain may take on shutdown
+	// Fence, when set, is checked before every side effect (an alert or
+	// dead-letter publication, each ClickHouse write, the ack): in
+	// partitioned mode it fails once this process may no longer own the
+	// partition, and the pipeline then stops without writing or acking.
+	Fence func() error
 }
 
 // Pipeline moves events from a Source to a Sink.
@@ -128,6 +134,7 @@ type Pipeline struct {
 	taken     []alert.Alert
 	panes     []window.Row
 	firing    map[string]alert.Severity // by fingerprint; the writer's
+	shown     shown                     // this pipeline's share of the gauges
 
 	writing atomic.Bool   // false while ClickHouse writes fail
 	pending atomic.Uint64 // IOC_EVENTS messages not yet delivered, as of the last batch
@@ -154,6 +161,7 @@ func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alert
 		counts:  newCounters(),
 	}
 	p.firing = map[string]alert.Severity{}
+	p.shown.firing = map[alert.Severity]float64{}
 	for _, a := range alerts.Firing {
 		p.showAlert(a)
 	}
@@ -176,6 +184,7 @@ func (p *Pipeline) Healthy() bool { return p.running.Load() && p.writing.Load() 
 func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	p.running.Store(true)
 	defer p.running.Store(false)
+	defer p.hideGauges()
 	// Writes outlive ctx so that a drain can finish, but not by more than
 	// the shutdown timeout, even if ClickHouse is away when ctx ends.
 	drainCtx, cancelDrain := context.WithCancel(context.Background())
@@ -246,6 +255,14 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 		return fmt.Errorf("ingest: drain: %w", err)
 	}
 	return fatal
+}
+
+// fence reports whether this pipeline may still act (see Config.Fence).
+func (p *Pipeline) fence() error {
+	if p.cfg.Fence == nil {
+		return nil
+	}
+	return p.cfg.Fence()
 }
 
 // alerting reports whether an alert engine evaluates between batches.
@@ -341,7 +358,7 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
 		p.counts.received[rej.Kind]++
 		b.rejected = append(b.rejected, store.Rejected{
-			ReceivedSec: now.Unix(), Subject: msg.Subject(), StreamSeq: seq,
+			ReceivedSec: now.Unix(), Subject: broker.PublishedSubject(msg.Subject()), StreamSeq: seq,
 			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data(),
 		})
 		b.deadKinds = append(b.deadKinds, rej.Kind)
@@ -380,7 +397,9 @@ func (p *Pipeline) publishAlerts(b *batch) {
 	p.taken = p.alerts.Engine.Take(p.taken[:0])
 	for _, a := range p.taken {
 		pa := pendingAlert{alert: a}
-		pa.future, pa.err = p.publishAlert(&pa.alert)
+		if pa.err = p.fence(); pa.err == nil {
+			pa.future, pa.err = p.publishAlert(&pa.alert)
+		}
 		b.alerts = append(b.alerts, pa)
 	}
 }
@@ -403,7 +422,7 @@ func (p *Pipeline) decode(msg jetstream.Msg, nowMs int64, ev *event.Event) (rej 
 			rej = &event.Rejection{Reason: event.MalformedJSON, Kind: "unknown", Detail: fmt.Sprintf("internal decoder error: %v", r)}
 		}
 	}()
-	return p.dec.Decode(msg.Subject(), msg.Data(), nowMs, ev)
+	return p.dec.Decode(broker.PublishedSubject(msg.Subject()), msg.Data(), nowMs, ev)
 }
 
 // seal closes the current batch with the window rows due now and hands it
@@ -421,13 +440,13 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 		p.quality.Publish(now)
 	}
 	st := p.windows.Stats()
-	p.m.Sources.Set(float64(st.Sources))
-	p.m.Open.Set(float64(st.OpenWindows))
+	addGauge(p.m.Sources, &p.shown.sources, float64(st.Sources))
+	addGauge(p.m.Open, &p.shown.open, float64(st.OpenWindows))
 	if b.msgs == 0 && len(b.windows) == 0 && len(b.alerts) == 0 {
 		return
 	}
 	if b.last != nil {
-		p.m.Pending.Set(float64(b.pending))
+		addGauge(p.m.Pending, &p.shown.pending, float64(b.pending))
 		p.pending.Store(b.pending)
 	}
 	p.sealed <- b
@@ -477,7 +496,9 @@ func (p *Pipeline) flushLoop(ctx context.Context) error {
 			if err := p.write(ctx, b); err != nil {
 				failed = err
 			} else if b.last != nil {
-				if err := b.last.Ack(); err != nil {
+				if err := p.fence(); err != nil {
+					failed = fmt.Errorf("batch written but not acked: %w", err)
+				} else if err := b.last.Ack(); err != nil {
 					// Not fatal: the messages come again and dedup absorbs them.
 					p.log.Warn().Err(err).Msg("ack failed; the batch will be redelivered")
 				}
@@ -522,6 +543,9 @@ func (p *Pipeline) write(ctx context.Context, b *batch) error {
 	for _, st := range steps {
 		backoff := 100 * time.Millisecond
 		for attempt := 1; !*st.done; attempt++ {
+			if err := p.fence(); err != nil {
+				return fmt.Errorf("%s not written: %w", st.name, err)
+			}
 			err := st.run()
 			if err == nil {
 				*st.done = true
@@ -622,7 +646,34 @@ func (p *Pipeline) showAlert(a alert.Alert) {
 		counts[sev]++
 	}
 	for sev, n := range counts {
-		p.m.AlertsFiring.WithLabelValues(string(sev)).Set(float64(n))
+		v := p.shown.firing[sev]
+		addGauge(p.m.AlertsFiring.WithLabelValues(string(sev)), &v, float64(n))
+		p.shown.firing[sev] = v
+	}
+}
+
+// shown is what one pipeline added to the shared gauges. Several
+// pipelines (one per owned partition) add to the same gauges, so each
+// adds the change of its own value and takes it back when it stops.
+type shown struct {
+	sources, open, pending float64
+	firing                 map[alert.Severity]float64
+}
+
+func addGauge(g prometheus.Gauge, mine *float64, v float64) {
+	g.Add(v - *mine)
+	*mine = v
+}
+
+// hideGauges takes this pipeline's share out of the gauges: a partition
+// handed over is counted by its new owner.
+func (p *Pipeline) hideGauges() {
+	addGauge(p.m.Sources, &p.shown.sources, 0)
+	addGauge(p.m.Open, &p.shown.open, 0)
+	addGauge(p.m.Pending, &p.shown.pending, 0)
+	for sev, v := range p.shown.firing {
+		addGauge(p.m.AlertsFiring.WithLabelValues(string(sev)), &v, 0)
+		p.shown.firing[sev] = v
 	}
 }
 

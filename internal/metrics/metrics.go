@@ -32,6 +32,9 @@ type Metrics struct {
 	RulesLoaded      prometheus.Gauge
 	RulesReloadOK    prometheus.Gauge
 	RulesReloads     *prometheus.CounterVec // result
+
+	PartitionsOwned prometheus.Gauge
+	Takeovers       *prometheus.CounterVec // result
 }
 
 // New creates and registers the metrics.
@@ -80,10 +83,15 @@ func New() *Metrics {
 			Help: "1 if the last load of the rules file succeeded, 0 if it failed and the previous rules still run."}),
 		RulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_rules_reloads_total",
 			Help: "Reloads of the rules file, by result (ok, error)."}, []string{"result"}),
+		PartitionsOwned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_partitions_owned",
+			Help: "Event partitions (and the rejects share) this process consumes now (IOC_PARTITIONS)."}),
+		Takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_partition_takeovers_total",
+			Help: "Partitions this process took over, by result (ok, error)."}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.Received, m.Accepted, m.Rejected, m.Late, m.Duplicate, m.EventLag, m.Windows,
 		m.RowsWriten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
 		m.AlertTransitions, m.AlertsFiring, m.RulesLoaded, m.RulesReloadOK, m.RulesReloads,
+		m.PartitionsOwned, m.Takeovers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -113,14 +113,27 @@ func (t *Tracker) Publish(now time.Time) {
 		c.FreshnessSeconds = now.Sub(c.LastEventTime).Seconds()
 		out = append(out, c)
 	}
-	// The stalest first: the ones an operator should look at.
+	Sort(out)
+	t.snap.Store(&out)
+}
+
+// Sort orders sources the stalest first: the ones an operator should look at.
+func Sort(out []Source) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].FreshnessSeconds != out[j].FreshnessSeconds {
 			return out[i].FreshnessSeconds > out[j].FreshnessSeconds
 		}
 		return out[i].Source < out[j].Source
 	})
-	t.snap.Store(&out)
+}
+
+// Sibling is an empty tracker exporting through the same metrics: each
+// pipeline of a partitioned iocd records its own sources.
+func (t *Tracker) Sibling() *Tracker {
+	s := &Tracker{by: map[string]*Source{}, changed: map[*Source]struct{}{}, lateness: t.lateness, lastSeen: t.lastSeen}
+	empty := []Source{}
+	s.snap.Store(&empty)
+	return s
 }
 
 // Snapshot returns the sources as of the last Publish; safe from any

@@ -12,21 +12,28 @@ import (
 
 // LatestBySource returns each source's latest event time in Unix ms among
 // the events with a stream sequence up to maxSeq (the acknowledged ones).
-func (s *Store) LatestBySource(ctx context.Context, maxSeq uint64) (map[string]int64, error) {
+// With keep set, only the events of the areas it keeps count: a
+// partitioned iocd restores its own areas.
+func (s *Store) LatestBySource(ctx context.Context, maxSeq uint64, keep func(area string) bool) (map[string]int64, error) {
 	rows, err := s.conn.Query(ctx, fmt.Sprintf(
-		"SELECT source, max(toInt64(toUInt32(time)) * 1000 + time_ms) AS latest FROM events WHERE stream_seq <= %d GROUP BY source", maxSeq))
+		"SELECT source, area, max(toInt64(toUInt32(time)) * 1000 + time_ms) AS latest FROM events WHERE stream_seq <= %d GROUP BY source, area", maxSeq))
 	if err != nil {
 		return nil, fmt.Errorf("store: latest event time by source: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]int64{}
 	for rows.Next() {
-		var src string
+		var src, area string
 		var latest int64
-		if err := rows.Scan(&src, &latest); err != nil {
+		if err := rows.Scan(&src, &area, &latest); err != nil {
 			return nil, fmt.Errorf("store: latest event time by source: %w", err)
 		}
-		out[src] = latest
+		if keep != nil && !keep(area) {
+			continue
+		}
+		if prev, ok := out[src]; !ok || latest > prev {
+			out[src] = latest
+		}
 	}
 	return out, rows.Err()
 }

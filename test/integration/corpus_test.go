@@ -43,7 +43,12 @@ type deviceSpec struct {
 }
 
 func devices() []deviceSpec {
-	areas := []string{"kim-long", "phu-xuan", "vy-da", "thuan-hoa", "huong-an", "an-cuu", "thuy-xuan", "duong-no"}
+	return devicesIn([]string{"kim-long", "phu-xuan", "vy-da", "thuan-hoa", "huong-an", "an-cuu", "thuy-xuan", "duong-no"})
+}
+
+// devicesIn puts a water-level station, a traffic detector and a camera in
+// each area.
+func devicesIn(areas []string) []deviceSpec {
 	var out []deviceSpec
 	for i, a := range areas {
 		out = append(out,
@@ -78,8 +83,12 @@ func subjectOf(s sample) string {
 // without Nats-Msg-Id, and every invalid example of schemas/examples.
 func buildCorpus(t *testing.T, seed int64, baseMs int64, steps int) []message {
 	t.Helper()
+	return buildCorpusOf(t, seed, baseMs, steps, devices())
+}
+
+func buildCorpusOf(t *testing.T, seed int64, baseMs int64, steps int, devs []deviceSpec) []message {
+	t.Helper()
 	r := rand.New(rand.NewSource(seed))
-	devs := devices()
 	var out []message
 	var published []message
 	latest := map[string]int64{}

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/test/testenv"
 )
 
@@ -160,11 +161,12 @@ func truthFromStream(t *testing.T, js jetstream.JetStream, built []message) trut
 		if err != nil {
 			t.Fatalf("IOC_EVENTS seq %d: %v", seq, err)
 		}
-		r, ok := reason[m.Subject+"\x00"+string(m.Data)]
+		subject := broker.PublishedSubject(m.Subject) // as published, before the partition transform
+		r, ok := reason[subject+"\x00"+string(m.Data)]
 		if !ok {
 			t.Fatalf("IOC_EVENTS seq %d was never published: %s", seq, m.Subject)
 		}
-		stored = append(stored, message{subject: m.Subject, data: m.Data, msgID: m.Header.Get("Nats-Msg-Id"), reason: r})
+		stored = append(stored, message{subject: subject, data: m.Data, msgID: m.Header.Get("Nats-Msg-Id"), reason: r})
 	}
 	return groundTruth(stored)
 }

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/broker"
+	"github.com/iocstream/iocstream/internal/config"
+	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/httpapi"
+	"github.com/iocstream/iocstream/internal/ingest"
+	"github.com/iocstream/iocstream/internal/lease"
+	"github.com/iocstream/iocstream/internal/metrics"
+	"github.com/iocstream/iocstream/internal/quality"
+	"github.com/iocstream/iocstream/internal/store"
+)
+
+// ackSubject carries operators' acknowledgements to every iocd: the alert
+// may belong to a partition another process owns.
+const ackSubject = "ioc.ctl.alerts.ack"
+
+// ackRequest is an acknowledgement on ackSubject.
+type ackRequest struct {
+	Fingerprint string `json:"fingerprint"`
+	By          string `json:"by"`
+	Comment     string `json:"comment"`
+}
+
+// scaleOut runs the partitions this process owns (docs/scale-out.md): the
+// lease manager hands each acquired partition to work, which takes over its
+// consumer, rebuilds its state from ClickHouse and runs a pipeline for it.
+type scaleOut struct {
+	cfg     config.Config
+	st      *store.Store
+	js      jetstream.JetStream
+	rules   *engines // nil: alerting off
+	sources *quality.Tracker
+	m       *metrics.Metrics
+	log     zerolog.Logger
+
+	mu   sync.Mutex
+	live map[string]running // by lease key
+}
+
+type running struct {
+	pipe    *ingest.Pipeline
+	tracker *quality.Tracker
+}
+
+func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, nc *nats.Conn, js jetstream.JetStream,
+	rules *engines, m *metrics.Metrics, log zerolog.Logger) error {
+	n := cfg.Partitions
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := broker.EnsurePartitioned(setupCtx, js, n, cfg.Consumer, log); err != nil {
+		return err
+	}
+	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, sources: quality.New(m.Registry), m: m, log: log,
+		live: map[string]running{}}
+	keys := make([]string, 0, n+1)
+	for p := range n {
+		keys = append(keys, fmt.Sprintf("part.%d.%d", n, p))
+	}
+	keys = append(keys, fmt.Sprintf("part.%d.rejects", n))
+	mgr, err := lease.New(setupCtx, js, lease.Config{Instance: cfg.Instance, TTL: cfg.LeaseTTL.D(),
+		Replicas: cfg.StreamReplicas, Keys: keys}, s.work, log)
+	if err != nil {
+		return err
+	}
+
+	var boardAPI httpapi.Alerts
+	if rules != nil {
+		// The board follows IOC_ALERTS, so every replica shows the whole
+		// city; acknowledgements go to every process, and the owner of the
+		// alert's partition applies it.
+		board := alert.NewBoard()
+		defer board.Close()
+		go func() {
+			if err := broker.FollowAlerts(ctx, js, board.Apply, log); err != nil {
+				log.Error().Err(err).Msg("the alert board cannot follow IOC_ALERTS")
+			}
+		}()
+		sub, err := nc.Subscribe(ackSubject, func(msg *nats.Msg) {
+			var req ackRequest
+			if err := json.Unmarshal(msg.Data, &req); err != nil || req.Fingerprint == "" {
+				log.Warn().Str("subject", msg.Subject).Msg("malformed acknowledgement ignored")
+				return
+			}
+			rules.Acknowledge(req.Fingerprint, req.By, req.Comment)
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", ackSubject, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		boardAPI = alertAPI{board, func(fingerprint, by, comment string) {
+			data, _ := json.Marshal(ackRequest{fingerprint, by, comment})
+			if err := nc.Publish(ackSubject, data); err != nil {
+				log.Error().Err(err).Str("fingerprint", fingerprint).Msg("acknowledgement not sent")
+			}
+		}}
+	}
+
+	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
+		{Name: "partitions", Run: s.healthy}}, boardAPI, cfg.Pprof, log)
+	if err != nil {
+		return err
+	}
+	api.HandleSources(s, s.pending)
+	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
+	go api.Serve()
+	defer shutdownAPI(api)
+
+	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Int("partitions", n).
+		Str("instance", mgr.Instance()).Dur("lease_ttl", cfg.LeaseTTL.D()).
+		Msg("iocd ready: sharing IOC_EVENTS by partition")
+	if err := mgr.Run(ctx); err != nil {
+		return err
+	}
+	log.Info().Msg("partitions handed over; bye")
+	return nil
+}
+
+// work owns one partition (or the rejects share) until ctx ends or the
+// lease is lost.
+func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lease.Fence) error {
+	n := s.cfg.Partitions
+	name := strings.TrimPrefix(key, fmt.Sprintf("part.%d.", n))
+	log := s.log.With().Str("partition", name).Logger()
+	start := time.Now()
+	var filters []string
+	var keep func(area string) bool
+	rejects := name == "rejects"
+	if rejects {
+		// Only malformed subjects: nothing to restore, no windows.
+		filters = broker.RejectsFilters
+		keep = func(string) bool { return false }
+	} else {
+		p, err := strconv.Atoi(name)
+		if err != nil || p < 0 || p >= n {
+			return fmt.Errorf("lease key %q is not a partition of %d", key, n)
+		}
+		filters = broker.PartitionFilters(n, p)
+		keep = func(area string) bool { return broker.Partition(n, area) == p }
+	}
+	fail := func(err error) error {
+		s.m.Takeovers.WithLabelValues("error").Inc()
+		return err
+	}
+	cons, err := broker.TakeOver(ctx, s.js, fmt.Sprintf("iocd-p%d-%s-", n, name), epoch, filters, s.cfg.Consumer,
+		broker.ConsumerSettings{MaxAckPending: s.cfg.MaxAckPending, AckWait: s.cfg.AckWait.D(),
+			Prefetch: min(s.cfg.BatchSize, 10_000)}, log)
+	if err != nil {
+		return fail(err)
+	}
+	floor, err := cons.AckFloor(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	var alerting ingest.Alerting
+	var restoreEvent func(*event.Event)
+	if s.rules != nil && !rejects {
+		var engine *alert.Engine
+		alerting, engine, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), keep,
+			fmt.Sprintf("%d/%s", n, name), log)
+		if err != nil {
+			return fail(err)
+		}
+		s.rules.add(engine)
+		defer s.rules.remove(engine)
+		restoreEvent = engine.RestoreEvent
+	}
+	windows, err := restoreWindows(ctx, s.cfg, s.st, floor, keep, restoreEvent, s.m, log)
+	if err != nil {
+		return fail(err)
+	}
+	if err := fence(); err != nil {
+		return fail(err)
+	}
+	pc := pipelineConfig(s.cfg)
+	pc.Fence = fence
+	tracker := s.sources.Sibling()
+	pipe := ingest.New(pc, windows, s.st, s.js, alerting, tracker, s.m, log)
+	s.mu.Lock()
+	s.live[key] = running{pipe, tracker}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.live, key)
+		s.mu.Unlock()
+	}()
+	s.m.PartitionsOwned.Inc()
+	defer s.m.PartitionsOwned.Dec()
+	s.m.Takeovers.WithLabelValues("ok").Inc()
+	log.Info().Uint64("epoch", epoch).Uint64("ack_floor", floor).Dur("took", time.Since(start)).
+		Msg("partition taken over; consuming")
+	err = pipe.Run(ctx, cons)
+	if errors.Is(err, lease.ErrLost) {
+		log.Error().Err(err).Msg("partition stopped: lease lost; its state is dropped and rebuilt by the next owner")
+	}
+	return err
+}
+
+// healthy is the readiness of the owned partitions' pipelines.
+func (s *scaleOut) healthy(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bad []string
+	for key, r := range s.live {
+		if !r.pipe.Healthy() {
+			bad = append(bad, key)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("consumer not bound or ClickHouse writes failing: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// pending is the backlog of the owned partitions.
+func (s *scaleOut) pending() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum float64
+	for _, r := range s.live {
+		sum += r.pipe.Pending()
+	}
+	return sum
+}
+
+// Snapshot merges the owned partitions' sources for GET /api/v1/sources.
+func (s *scaleOut) Snapshot() []quality.Source {
+	s.mu.Lock()
+	var out []quality.Source
+	for _, r := range s.live {
+		out = append(out, r.tracker.Snapshot()...)
+	}
+	s.mu.Unlock()
+	quality.Sort(out)
+	return out
+}

@@ -1,0 +1,195 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Partitioned mode (docs/scale-out.md): IOC_EVENTS stores every
+// well-formed event subject ioc.events.<kind>.<area>.<source> as
+// ioc.part.<N>.<p>.<kind>.<area>.<source>, where p is nats-server's
+// {{partition(N,2)}} of the area. Each partition has one consumer, owned by
+// one iocd at a time, so every window and every alert grouped by area or
+// source is computed whole in one process. Subjects that do not have the
+// contract's shape stay as published and go to the rejects consumer.
+
+// Partition is nats-server's {{partition(n, ...)}} of the given wildcard
+// tokens: FNV-1a 32 over the tokens concatenated without separator, modulo
+// n. Restore uses it to pick the stored rows of a partition.
+func Partition(n int, tokens ...string) int {
+	if n <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	for _, t := range tokens {
+		h.Write([]byte(t))
+	}
+	return int(h.Sum32() % uint32(n))
+}
+
+// partitionPrefix is the stored subject prefix of the layout with n
+// partitions; the literal n keeps layouts with different counts apart.
+func partitionPrefix(n int) string { return "ioc.part." + strconv.Itoa(n) + "." }
+
+// PartitionTransform is the IOC_EVENTS subject transform for n partitions.
+func PartitionTransform(n int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source: "ioc.events.*.*.*",
+		Destination: fmt.Sprintf("%s{{partition(%d,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}",
+			partitionPrefix(n), n),
+	}
+}
+
+// PublishedSubject turns a stored subject back into the one the publisher
+// used: the contract's subject check and the dead letters' original
+// subject are about what was published. Other subjects are returned as
+// they are.
+func PublishedSubject(stored string) string {
+	rest, ok := strings.CutPrefix(stored, "ioc.part.")
+	if !ok {
+		return stored
+	}
+	// Skip <N>.<p>.
+	for range 2 {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			return stored
+		}
+		rest = rest[i+1:]
+	}
+	return "ioc.events." + rest
+}
+
+// RejectsFilters select the subjects the transform leaves alone: anything
+// under ioc.events.> that does not have exactly three tokens after it.
+var RejectsFilters = []string{"ioc.events.*", "ioc.events.*.*", "ioc.events.*.*.*.>"}
+
+// PartitionFilters selects the events of partition p of n.
+func PartitionFilters(n, p int) []string {
+	return []string{partitionPrefix(n) + strconv.Itoa(p) + ".>"}
+}
+
+// EnsurePartitioned adds the partition transform to IOC_EVENTS when it is
+// missing. Messages stored before keep their subject, so the
+// single-process consumer (legacy) must have processed them all: the
+// switch is refused while it has any left.
+func EnsurePartitioned(ctx context.Context, js jetstream.JetStream, n int, legacy string, log zerolog.Logger) error {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return fmt.Errorf("broker: look up stream %s: %w", EventsStream, err)
+	}
+	cfg := s.CachedInfo().Config
+	want := PartitionTransform(n)
+	if cfg.SubjectTransform != nil && *cfg.SubjectTransform == *want {
+		return nil
+	}
+	if cfg.SubjectTransform != nil {
+		return fmt.Errorf("broker: stream %s already partitions with %q; changing IOC_PARTITIONS needs the migration of docs/scale-out.md",
+			EventsStream, cfg.SubjectTransform.Destination)
+	}
+	if c, err := s.Consumer(ctx, legacy); err == nil {
+		if ci := c.CachedInfo(); ci.NumPending+uint64(ci.NumAckPending) > 0 {
+			return fmt.Errorf("broker: consumer %s still has %d messages of %s to process: run the single-process iocd "+
+				"(IOC_PARTITIONS=0) until it is idle, stop it, then start the partitioned ones",
+				legacy, ci.NumPending+uint64(ci.NumAckPending), EventsStream)
+		}
+	}
+	cfg.SubjectTransform = want
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("broker: add the partition transform to %s: %w", EventsStream, err)
+	}
+	log.Warn().Str("stream", EventsStream).Str("source", want.Source).Str("destination", want.Destination).
+		Msg("stream changed: events are now stored by partition (IOC_PARTITIONS)")
+	return nil
+}
+
+// CheckUnpartitioned refuses a single-process start on a partitioned
+// stream: its consumer of ioc.events.> would see only malformed subjects.
+func CheckUnpartitioned(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return fmt.Errorf("broker: look up stream %s: %w", EventsStream, err)
+	}
+	if t := s.CachedInfo().Config.SubjectTransform; t != nil {
+		return fmt.Errorf("broker: stream %s stores events by partition (%q) but IOC_PARTITIONS is 0: set IOC_PARTITIONS to match",
+			EventsStream, t.Destination)
+	}
+	return nil
+}
+
+// TakeOver gives this process the consumer of one partition. Every consumer
+// whose name starts with prefix belongs to an earlier owner: the new one
+// starts right after the highest of their ack floors (each owner acks only
+// what it wrote), under a new name (prefix + epoch), and the old ones are
+// deleted. Deleting ends a dead or paused owner's pull requests, and the
+// new name makes its late acks go nowhere: a reused name would accept
+// them and then ignore the new owner's lower delivery sequences.
+//
+// The first owner of a partition starts after the ack floor of the
+// single-process consumer (legacy), if there is one: that is where the
+// stored state it restores ends.
+func TakeOver(ctx context.Context, js jetstream.JetStream, prefix string, epoch uint64, filters []string, legacy string,
+	cs ConsumerSettings, log zerolog.Logger) (*Consumer, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("broker: look up stream %s: %w", EventsStream, err)
+	}
+	var old []string
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if strings.HasPrefix(name, prefix) {
+			old = append(old, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, fmt.Errorf("broker: list consumers of %s: %w", EventsStream, err)
+	}
+	var floor uint64
+	for _, name := range old {
+		c, err := s.Consumer(ctx, name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("broker: consumer %s: %w", name, err)
+		}
+		if c != nil {
+			floor = max(floor, c.CachedInfo().AckFloor.Stream)
+		}
+	}
+	if len(old) == 0 && legacy != "" {
+		if c, err := s.Consumer(ctx, legacy); err == nil {
+			floor = c.CachedInfo().AckFloor.Stream
+		}
+	}
+	for _, name := range old {
+		if err := s.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("broker: delete the previous owner's consumer %s: %w", name, err)
+		}
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        prefix + strconv.FormatUint(epoch, 10),
+		Description:    "iocd partition",
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        cs.AckWait,
+		MaxAckPending:  cs.MaxAckPending,
+		MaxDeliver:     -1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: filters,
+	}
+	if floor > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = floor + 1
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("broker: consumer %s on %s: %w", cfg.Durable, EventsStream, err)
+	}
+	log.Info().Str("consumer", cfg.Durable).Strs("previous", old).Uint64("from_seq", floor+1).Strs("filters", filters).
+		Msg("took over partition consumer")
+	return &Consumer{js: js, cfg: cfg, cons: c, pre: max(cs.Prefetch, 1), log: log}, nil
+}
