@@ -12,8 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,4 +213,77 @@ func TestFaultScaleOutSIGKILL(t *testing.T) {
 		}
 		t.Logf("SIGTERM %s: exit 0 after %s", name, took.Round(time.Millisecond))
 	}
+}
+
+// TestFaultScaleOutZombie: the owner of kim-long's partition is frozen
+// (SIGSTOP) past its lease under load, so another process takes the
+// partition over; then it is thawed (SIGCONT) with batches in hand. Its
+// fence must stop it before it writes or acks anything, and the result
+// must still be exactly the ground truth.
+func TestFaultScaleOutZombie(t *testing.T) {
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	names := []string{"a", "b"}
+	procs := map[string]*iocd{}
+	for _, name := range names {
+		p := newIOCD(t, ns.url(), db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
+			"IOC_INSTANCE="+name)
+		p.start()
+		procs[name] = p
+	}
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+	waitFor(t, 60*time.Second, "every lease held, at least 3 by each process", func() (bool, string) {
+		h := leaseHolders(t, js)
+		per := perInstance(h)
+		return len(h) == scaleParts+1 && per["a"] >= 3 && per["b"] >= 3, fmt.Sprint(per)
+	})
+	msgs := buildCorpusOf(t, 4, corpusBase(), 300, devicesIn(scaleAreas))
+	published := publishSlowly(t, js, msgs, 80, 200*time.Millisecond)
+	waitFor(t, 60*time.Second, "progress", func() (bool, string) {
+		n := ackedTotal(partitionConsumers(t, js))
+		return n > 2000, fmt.Sprint(n)
+	})
+	kimLong := fmt.Sprintf("part.%d.%d", scaleParts, broker.Partition(scaleParts, "kim-long"))
+	zombie := leaseHolders(t, js)[kimLong]
+	other := names[0]
+	if other == zombie {
+		other = names[1]
+	}
+	z := procs[zombie]
+	if err := z.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitFor(t, leaseTTL+15*time.Second, "the frozen owner's partition taken over", func() (bool, string) {
+		h := leaseHolders(t, js)[kimLong]
+		return h == other, "held by " + h
+	})
+	t.Logf("%s frozen; %s took %s over after %s", zombie, other, kimLong, time.Since(stopped).Round(10*time.Millisecond))
+	time.Sleep(2 * time.Second) // the new owner writes and acks meanwhile
+	if err := z.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the thawed process to notice it lost its leases", func() (bool, string) {
+		b, _ := os.ReadFile(z.logs)
+		return strings.Contains(string(b), `"message":"lease lost`), "no \"lease lost\" in its log yet"
+	})
+	time.Sleep(time.Second)
+	b, _ := os.ReadFile(z.logs)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "lease lost") {
+			t.Logf("%s: %s", zombie, line)
+		}
+	}
+	<-published
+	waitPartitionsDrained(t, js)
+	tr := truthFromStream(t, js, msgs)
+	compareWithTruth(t, conn, db, tr, countRejected(tr), js)
+	checkAlertInvariants(t, js, conn, db)
+	// The zombie rejoined: it runs, holds a share again and serves the
+	// whole city's alerts like the other.
+	waitFor(t, 30*time.Second, "the thawed process to hold a share again", func() (bool, string) {
+		per := perInstance(leaseHolders(t, js))
+		return per[zombie] >= 3, fmt.Sprint(per)
+	})
 }
