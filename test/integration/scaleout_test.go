@@ -202,16 +202,44 @@ func TestFaultScaleOutSIGKILL(t *testing.T) {
 	t.Logf("leases at the end: %v", perInstance(leaseHolders(t, js)))
 	tr := truthFromStream(t, js, msgs)
 	compareWithTruth(t, conn, db, tr, countRejected(tr), js)
-	checkAlertInvariants(t, js, conn, db)
-	for _, name := range names {
-		if procs[name].cmd == nil {
-			continue
+	last := checkAlertInvariants(t, js, conn, db)
+	// Every replica's board follows IOC_ALERTS: each shows the whole
+	// city's firing alerts, not only its own partitions'.
+	var want []string
+	for _, a := range last {
+		if a.Status == "firing" {
+			want = append(want, a.ID)
 		}
+	}
+	sort.Strings(want)
+	for _, name := range names {
+		waitFor(t, 10*time.Second, name+"'s /api/v1/alerts to show every firing alert", func() (bool, string) {
+			var got []string
+			for _, a := range liveAlerts(t, procs[name].http) {
+				got = append(got, a.ID)
+			}
+			sort.Strings(got)
+			return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("%d shown, %d firing", len(got), len(want))
+		})
+	}
+	t.Logf("%d alerts firing at the end, shown by every replica", len(want))
+	// SIGTERM hands the partitions over at once (drain, ack, delete the
+	// leases), well before they would expire.
+	for i, name := range names {
 		err, took := procs[name].terminate(30 * time.Second)
 		if err != nil {
 			t.Fatalf("SIGTERM %s: %v after %s", name, err, took)
 		}
 		t.Logf("SIGTERM %s: exit 0 after %s", name, took.Round(time.Millisecond))
+		if i < len(names)-1 {
+			stopped := time.Now()
+			waitFor(t, leaseTTL/2, "the others to take every lease over", func() (bool, string) {
+				h := leaseHolders(t, js)
+				per := perInstance(h)
+				return len(h) == scaleParts+1 && per[name] == 0, fmt.Sprint(per)
+			})
+			t.Logf("SIGTERM %s: its leases re-held after %s", name, time.Since(stopped).Round(10*time.Millisecond))
+		}
 	}
 }
 
