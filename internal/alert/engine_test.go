@@ -582,3 +582,46 @@ func TestAbsenceWithALaggingClock(t *testing.T) {
 		t.Fatalf("got %s, want one alert when the lagging source stops (heard last at 80, +30m)", b)
 	}
 }
+
+// TestScopeSeparatesPartitionWideGroups: in partitioned mode each engine
+// sees only its partition's areas. A group keyed by area or source is whole
+// in one partition and keeps its fingerprint; a group keyed by neither is
+// partial in each, so each partition's engine must fire its own alert.
+func TestScopeSeparatesPartitionWideGroups(t *testing.T) {
+	const rules = `
+  - name: high_anywhere
+    kind: threshold
+    match: {kind: environment, type: water_level, metric: height}
+    window: 1m
+    agg: max
+    op: ">="
+    levels: [{threshold: 1.0, severity: warning}]
+    group_by: [%s]
+`
+	fire := func(scope, groupBy, area string) Alert {
+		e := NewEngine(EngineConfig{Now: (&wall{base}).now, Scope: scope}, mustRules(t, fmt.Sprintf(rules, groupBy)))
+		e.Windows([]window.Row{paneRow("wl-"+area, area, "height", 0, 1.5, true)})
+		got := e.Take(nil)
+		if len(got) != 1 {
+			t.Fatalf("scope %q group_by [%s]: %d transitions, want 1", scope, groupBy, len(got))
+		}
+		return got[0]
+	}
+	for _, tc := range []struct {
+		groupBy string
+		same    bool // one fingerprint whatever the scope
+	}{
+		{"area", true},
+		{"source", true},
+		{"area, type", true},
+		{"type", false},
+	} {
+		a, b, none := fire("8/1", tc.groupBy, "kim-long"), fire("8/2", tc.groupBy, "kim-long"), fire("", tc.groupBy, "kim-long")
+		if (a.Fingerprint == b.Fingerprint) != tc.same {
+			t.Errorf("group_by [%s]: fingerprints in two scopes %s, %s; want equal=%v", tc.groupBy, a.Fingerprint, b.Fingerprint, tc.same)
+		}
+		if tc.same && a.Fingerprint != none.Fingerprint {
+			t.Errorf("group_by [%s]: a scope changed the fingerprint of a whole group", tc.groupBy)
+		}
+	}
+}
