@@ -104,6 +104,11 @@ func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (*sto
 			}
 			st.Close()
 		}
+		var badCert *tls.CertificateVerificationError
+		if errors.As(err, &badCert) {
+			// Waiting will not make the certificate valid.
+			return nil, fmt.Errorf("ClickHouse at %v: TLS certificate not trusted (IOC_CLICKHOUSE_TLS_CA): %w", cfg.ClickHouseAddr, err)
+		}
 		if attempt == 10 {
 			return nil, fmt.Errorf("ClickHouse at %v not reachable after %d attempts: %w", cfg.ClickHouseAddr, attempt, err)
 		}

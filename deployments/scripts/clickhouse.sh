@@ -45,6 +45,11 @@ configure() {
     mkdir -p "$CH_DIR/conf/users.d"
     cp "$CH_USERS_D"/*.xml "$CH_DIR/conf/users.d/"
   fi
+  # Extra server settings (e.g. TLS: tcp_port_secure and openSSL).
+  if [ -n "${CH_CONFIG_D:-}" ]; then
+    mkdir -p "$CH_DIR/conf/config.d"
+    cp "$CH_CONFIG_D"/*.xml "$CH_DIR/conf/config.d/"
+  fi
   # A module boundary: `go test ./...` must not walk the server's data
   # files, which appear and vanish as ClickHouse merges parts.
   printf 'module clickhouse.data.ignored\n' >"$CH_DIR/go.mod"
