@@ -189,6 +189,10 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	}
 	pc := pipelineConfig(s.cfg)
 	pc.Fence = fence
+	if !rejects {
+		p, _ := strconv.Atoi(name)
+		pc.Skip = func(subject string) bool { return broker.ForeignLegacy(n, p, subject) }
+	}
 	tracker := s.sources.Sibling()
 	pipe := ingest.New(pc, windows, s.st, s.js, alerting, tracker, s.m, log)
 	s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -71,15 +72,33 @@ func PublishedSubject(stored string) string {
 // under ioc.events.> that does not have exactly three tokens after it.
 var RejectsFilters = []string{"ioc.events.*", "ioc.events.*.*", "ioc.events.*.*.*.>"}
 
-// PartitionFilters selects the events of partition p of n.
+// legacyFilter matches well-formed events stored before the partition
+// transform was added; nothing stored after it has this shape.
+const legacyFilter = "ioc.events.*.*.*"
+
+// PartitionFilters selects the events of partition p of n, and the events
+// stored before the switch to partitions (every area: the pipeline skips
+// those of other partitions with ForeignLegacy).
 func PartitionFilters(n, p int) []string {
-	return []string{partitionPrefix(n) + strconv.Itoa(p) + ".>"}
+	return []string{partitionPrefix(n) + strconv.Itoa(p) + ".>", legacyFilter}
+}
+
+// ForeignLegacy reports whether subject is an event stored before the
+// switch whose area belongs to another partition than p of n.
+func ForeignLegacy(n, p int, subject string) bool {
+	rest, ok := strings.CutPrefix(subject, "ioc.events.")
+	if !ok {
+		return false
+	}
+	tok := strings.Split(rest, ".")
+	return len(tok) == 3 && Partition(n, tok[1]) != p
 }
 
 // EnsurePartitioned adds the partition transform to IOC_EVENTS when it is
-// missing. Messages stored before keep their subject, so the
-// single-process consumer (legacy) must have processed them all: the
-// switch is refused while it has any left.
+// missing. Messages stored before keep their subject; the partitions'
+// first owners consume those after the single-process consumer's (legacy)
+// ack floor. The switch is refused while a process still pulls from that
+// consumer: two processes would count the same events.
 func EnsurePartitioned(ctx context.Context, js jetstream.JetStream, n int, legacy string, log zerolog.Logger) error {
 	s, err := js.Stream(ctx, EventsStream)
 	if err != nil {
@@ -94,12 +113,14 @@ func EnsurePartitioned(ctx context.Context, js jetstream.JetStream, n int, legac
 		return fmt.Errorf("broker: stream %s already partitions with %q; changing IOC_PARTITIONS needs the migration of docs/scale-out.md",
 			EventsStream, cfg.SubjectTransform.Destination)
 	}
-	if c, err := s.Consumer(ctx, legacy); err == nil {
-		if ci := c.CachedInfo(); ci.NumPending+uint64(ci.NumAckPending) > 0 {
-			return fmt.Errorf("broker: consumer %s still has %d messages of %s to process: run the single-process iocd "+
-				"(IOC_PARTITIONS=0) until it is idle, stop it, then start the partitioned ones",
-				legacy, ci.NumPending+uint64(ci.NumAckPending), EventsStream)
-		}
+	c, err := s.Consumer(ctx, legacy)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	case err != nil:
+		return fmt.Errorf("broker: look up consumer %s: %w", legacy, err)
+	case legacyActive(c.CachedInfo()):
+		return fmt.Errorf("broker: a process still consumes from %s (pull requests waiting, or deliveries awaiting their ack "+
+			"for less than the ack wait): stop the single-process iocd (IOC_PARTITIONS=0) before starting partitioned ones", legacy)
 	}
 	cfg.SubjectTransform = want
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
@@ -108,6 +129,16 @@ func EnsurePartitioned(ctx context.Context, js jetstream.JetStream, n int, legac
 	log.Warn().Str("stream", EventsStream).Str("source", want.Source).Str("destination", want.Destination).
 		Msg("stream changed: events are now stored by partition (IOC_PARTITIONS)")
 	return nil
+}
+
+// legacyActive tells whether a process may still consume through ci: it
+// has pull requests waiting, or deliveries not yet acked and not yet
+// expired. After a crash, the switch waits out the ack wait.
+func legacyActive(ci *jetstream.ConsumerInfo) bool {
+	if ci.NumWaiting > 0 {
+		return true
+	}
+	return ci.NumAckPending > 0 && ci.Delivered.Last != nil && time.Since(*ci.Delivered.Last) < ci.Config.AckWait
 }
 
 // CheckUnpartitioned refuses a single-process start on a partitioned
@@ -162,7 +193,12 @@ func TakeOver(ctx context.Context, js jetstream.JetStream, prefix string, epoch 
 		}
 	}
 	if len(old) == 0 && legacy != "" {
-		if c, err := s.Consumer(ctx, legacy); err == nil {
+		c, err := s.Consumer(ctx, legacy)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("broker: look up consumer %s: %w", legacy, err)
+		default:
 			floor = c.CachedInfo().AckFloor.Stream
 		}
 	}

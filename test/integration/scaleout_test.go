@@ -319,3 +319,47 @@ func TestFaultScaleOutZombie(t *testing.T) {
 		return per[zombie] >= 3, fmt.Sprint(per)
 	})
 }
+
+// TestFaultScaleOutSwitch: a single-process iocd runs under load, is
+// stopped (SIGTERM) while events keep coming, and two partitioned
+// processes take over the same stream. Events stored before the switch
+// and not yet processed, and those stored after it, are all counted once.
+func TestFaultScaleOutSwitch(t *testing.T) {
+	db, conn := testDB(t)
+	ns := startNATS(t)
+	single := newIOCD(t, ns.url(), db)
+	single.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+	msgs := buildCorpusOf(t, 5, corpusBase(), 300, devicesIn(scaleAreas))
+	published := publishSlowly(t, js, msgs, 80, 200*time.Millisecond)
+	waitFor(t, 60*time.Second, "the single process to make progress", func() (bool, string) {
+		f := infoFloor(consumerInfo(t, js))
+		return f > 1500, fmt.Sprint("ack floor ", f)
+	})
+	if err, _ := single.terminate(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	time.Sleep(2 * time.Second) // events arrive with nobody consuming them
+	info := consumerInfo(t, js)
+	t.Logf("single process stopped at ack floor %d with %d messages left", infoFloor(info), pendingOf(info))
+	if pendingOf(info) == 0 {
+		t.Fatal("nothing left for the partitioned processes: the test proves nothing")
+	}
+	for _, name := range []string{"a", "b"} {
+		p := newIOCD(t, ns.url(), db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
+			"IOC_INSTANCE="+name)
+		p.start()
+	}
+	<-published
+	waitPartitionsDrained(t, js)
+	tr := truthFromStream(t, js, msgs)
+	compareWithTruth(t, conn, db, tr, countRejected(tr), js)
+	checkAlertInvariants(t, js, conn, db)
+	last := mustStream(t, js, "IOC_EVENTS")
+	si, err := last.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("switched: %d messages in IOC_EVENTS, exact", si.State.Msgs)
+}
