@@ -91,6 +91,11 @@ func (h *held) fence() error {
 
 // New opens (or creates) the bucket.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, work Work, log zerolog.Logger) (*Manager, error) {
+	// A member without keys would panic in balance and, being counted as a
+	// member, shrink everyone else's share below what covers the keys.
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("lease: no keys to share")
+	}
 	if cfg.Bucket == "" {
 		cfg.Bucket = "iocd_leases"
 	}
@@ -187,27 +192,34 @@ func (m *Manager) renew() {
 	m.mu.Unlock()
 	for _, h := range list {
 		h.mu.Lock()
-		lost, rev := h.lost, h.rev
+		lost, rev, deadline := h.lost, h.rev, h.deadline
 		h.mu.Unlock()
 		if lost {
 			continue
 		}
+		// Past the deadline the fence has failed already: the lease stays
+		// lost, even when a renewal would still go through, so that a work
+		// never sees its fence pass again after ErrLost. Renewals are
+		// retried until the deadline, not after it.
 		sent := time.Now()
-		ctx, cancel := m.op()
-		newRev, err := m.kv.Update(ctx, h.key, m.value(), rev)
-		cancel()
+		var newRev uint64
+		var err error
+		if sent.Before(deadline) {
+			ctx, cancel := m.op()
+			newRev, err = m.kv.Update(ctx, h.key, m.value(), rev)
+			cancel()
+		}
 		h.mu.Lock()
 		switch {
+		case !time.Now().Before(h.deadline):
+			h.lost = true
 		case err == nil:
 			h.rev, h.deadline = newRev, sent.Add(m.cfg.TTL-m.cfg.Margin)
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists),
-			errors.Is(err, jetstream.ErrKeyNotFound), !time.Now().Before(h.deadline):
+			errors.Is(err, jetstream.ErrKeyNotFound):
 			h.lost = true
 		default:
 			m.log.Warn().Err(err).Str("key", h.key).Msg("lease: renewal failed; retrying until the deadline")
-		}
-		if !time.Now().Before(h.deadline) {
-			h.lost = true
 		}
 		nowLost := h.lost
 		h.mu.Unlock()
@@ -305,20 +317,42 @@ func (m *Manager) balance() {
 	}
 }
 
+// members counts the member keys. It reads a watch up to the end of its
+// initial values instead of ranging over ListKeysFiltered: that channel
+// closes only once the watch's consumer is deleted, by a request bound by
+// nats.go's own timeout (5 s) rather than ctx, which held up the renewals
+// whenever the request went unanswered; and a count cut short by ctx came
+// back as if complete.
 func (m *Manager) members() (int, error) {
 	ctx, cancel := m.op()
 	defer cancel()
-	l, err := m.kv.ListKeysFiltered(ctx, "member.>")
+	w, err := m.kv.WatchFiltered(ctx, []string{"member.>"}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for k := range l.Keys() {
-		if strings.HasPrefix(k, "member.") {
-			n++
+	defer func() {
+		go func() { _ = w.Stop() }()
+		go func() { // never leave the watch's delivery blocked on a full channel
+			for range w.Updates() {
+			}
+		}()
+	}()
+	seen := map[string]bool{}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return 0, errors.New("member watch closed")
+			case e == nil: // the initial values are all in
+				return max(len(seen), 1), nil
+			case strings.HasPrefix(e.Key(), "member."):
+				seen[e.Key()] = true
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("counting members: %w", ctx.Err())
 		}
 	}
-	return max(n, 1), nil
 }
 
 // acquire creates the key; on success the work starts with a fence
