@@ -113,6 +113,19 @@ func waitPartitionsDrained(t *testing.T, js jetstream.JetStream) {
 	})
 }
 
+// startPartitioned starts one partitioned iocd per name (its instance).
+func startPartitioned(t *testing.T, natsURL, db string, names ...string) map[string]*iocd {
+	t.Helper()
+	procs := map[string]*iocd{}
+	for _, name := range names {
+		p := newIOCD(t, natsURL, db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
+			"IOC_INSTANCE="+name)
+		p.start()
+		procs[name] = p
+	}
+	return procs
+}
+
 // TestFaultScaleOutSIGKILL: three processes with IOC_PARTITIONS=8; during
 // a seeded load the owner of kim-long's partition, then random ones, are
 // SIGKILLed; the others take their partitions over within the lease TTL,
@@ -122,13 +135,7 @@ func TestFaultScaleOutSIGKILL(t *testing.T) {
 	db, conn := testDB(t)
 	ns := startNATS(t)
 	names := []string{"a", "b", "c"}
-	procs := map[string]*iocd{}
-	for _, name := range names {
-		p := newIOCD(t, ns.url(), db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
-			"IOC_INSTANCE="+name)
-		p.start()
-		procs[name] = p
-	}
+	procs := startPartitioned(t, ns.url(), db, names...)
 	_, js := connectJS(t, ns.url())
 	waitStream(t, js)
 	waitFor(t, 60*time.Second, "every lease held, at least 2 by each process", func() (bool, string) {
@@ -256,13 +263,7 @@ func TestFaultScaleOutZombie(t *testing.T) {
 	db, conn := testDB(t)
 	ns := startNATS(t)
 	names := []string{"a", "b"}
-	procs := map[string]*iocd{}
-	for _, name := range names {
-		p := newIOCD(t, ns.url(), db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
-			"IOC_INSTANCE="+name)
-		p.start()
-		procs[name] = p
-	}
+	procs := startPartitioned(t, ns.url(), db, names...)
 	_, js := connectJS(t, ns.url())
 	waitStream(t, js)
 	waitFor(t, 60*time.Second, "every lease held, at least 3 by each process", func() (bool, string) {
@@ -346,11 +347,7 @@ func TestFaultScaleOutSwitch(t *testing.T) {
 	if pendingOf(info) == 0 {
 		t.Fatal("nothing left for the partitioned processes: the test proves nothing")
 	}
-	for _, name := range []string{"a", "b"} {
-		p := newIOCD(t, ns.url(), db, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts), "IOC_LEASE_TTL="+leaseTTL.String(),
-			"IOC_INSTANCE="+name)
-		p.start()
-	}
+	startPartitioned(t, ns.url(), db, "a", "b")
 	<-published
 	waitPartitionsDrained(t, js)
 	tr := truthFromStream(t, js, msgs)
