@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,12 +29,7 @@ func TestFenceStopsWritesAndAcks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 40
 			cons := &fakeConsumer{lose: map[uint64]bool{}, lost: map[uint64]bool{}}
-			base := time.Now().Add(-time.Hour).Truncate(time.Minute)
-			for i := 1; i <= n; i++ {
-				tm := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano)
-				cons.payloads = append(cons.payloads, []byte(fmt.Sprintf(
-					`{"id":"e-%d","kind":"environment","type":"water_level","source":"wl-kim-long","area":"kim-long","time":%q,"metrics":{"height":1.5}}`, i, tm)))
-			}
+			cons.payloads = kimLongPayloads(n)
 			win, err := window.New(window.Config{Sizes: []time.Duration{time.Minute}, AllowedLateness: 2 * time.Minute,
 				IdleTimeout: time.Minute, CorrectionHorizon: time.Hour})
 			if err != nil {

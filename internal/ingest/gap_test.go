@@ -140,12 +140,7 @@ func TestLostDeliveryIsNotAckedUnseen(t *testing.T) {
 func testLostDelivery(t *testing.T, lose uint64) {
 	const n = 50
 	cons := &fakeConsumer{lose: map[uint64]bool{lose: true}, lost: map[uint64]bool{}}
-	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
-	for i := 1; i <= n; i++ {
-		tm := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano)
-		cons.payloads = append(cons.payloads, []byte(fmt.Sprintf(
-			`{"id":"e-%d","kind":"environment","type":"water_level","source":"wl-kim-long","area":"kim-long","time":%q,"metrics":{"height":1.5}}`, i, tm)))
-	}
+	cons.payloads = kimLongPayloads(n)
 	win, err := window.New(window.Config{Sizes: []time.Duration{time.Minute}, AllowedLateness: 2 * time.Minute,
 		IdleTimeout: time.Minute, CorrectionHorizon: time.Hour})
 	if err != nil {
@@ -178,4 +173,17 @@ func testLostDelivery(t *testing.T, lose uint64) {
 	if cons.floor != n {
 		t.Fatalf("ack floor %d, want %d", cons.floor, n)
 	}
+}
+
+// kimLongPayloads are n valid events of one source, a second apart, an
+// hour ago.
+func kimLongPayloads(n int) [][]byte {
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	out := make([][]byte, 0, n)
+	for i := 1; i <= n; i++ {
+		tm := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano)
+		out = append(out, []byte(fmt.Sprintf(
+			`{"id":"e-%d","kind":"environment","type":"water_level","source":"wl-kim-long","area":"kim-long","time":%q,"metrics":{"height":1.5}}`, i, tm)))
+	}
+	return out
 }

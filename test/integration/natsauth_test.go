@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -104,11 +103,7 @@ func TestNATSAuthMethods(t *testing.T) {
 			tr := groundTruth(msgs)
 			publish(t, js, msgs)
 			waitDrained(t, js)
-			var events uint64
-			waitFor(t, 30*time.Second, "every event stored", func() (bool, string) {
-				_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events FINAL").Scan(&events)
-				return events == uint64(len(tr.eventIDs)), fmt.Sprintf("%d of %d", events, len(tr.eventIDs))
-			})
+			events := waitEventsStored(t, conn, db, len(tr.eventIDs))
 			t.Logf("%d events stored through a %s connection", events, tc.name)
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -105,11 +106,7 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	tr := groundTruth(msgs)
 	publish(t, pub, msgs)
 	waitDrained(t, admin)
-	var events uint64
-	waitFor(t, 30*time.Second, "every event stored", func() (bool, string) {
-		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events FINAL").Scan(&events)
-		return events == uint64(len(tr.eventIDs)), fmt.Sprintf("%d of %d", events, len(tr.eventIDs))
-	})
+	waitEventsStored(t, conn, db, len(tr.eventIDs))
 	info, err := mustStream(t, admin, "IOC_DLQ").Info(context.Background())
 	if err != nil || info.State.Msgs != uint64(countRejected(tr)) {
 		t.Fatalf("IOC_DLQ: %v, %d messages, want %d", err, info.State.Msgs, countRejected(tr))
@@ -307,4 +304,15 @@ func TestNATSLeastPrivilegePartitioned(t *testing.T) {
 			t.Fatal("partitioned iocd hit a permissions violation with the shipped permissions")
 		}
 	}
+}
+
+// waitEventsStored waits until the events table holds want distinct events.
+func waitEventsStored(t *testing.T, conn driver.Conn, db string, want int) uint64 {
+	t.Helper()
+	var events uint64
+	waitFor(t, 30*time.Second, "every event stored", func() (bool, string) {
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".events FINAL").Scan(&events)
+		return events == uint64(want), fmt.Sprintf("%d of %d", events, want)
+	})
+	return events
 }
