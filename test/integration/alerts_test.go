@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ type storedAlert struct {
 	EndsAt         *string `json:"endsAt"`
 	Summary        string  `json:"summary"`
 	AcknowledgedBy string  `json:"acknowledgedBy"`
+	// From the headers: the seq of Nats-Msg-Id (<id>:<seq>) and Ioc-Eval-Time.
+	Seq      int    `json:"-"`
+	EvalTime string `json:"-"`
 }
 
 // readAlerts returns every message stored in IOC_ALERTS, in stream order.
@@ -57,6 +61,8 @@ func readAlerts(t *testing.T, js jetstream.JetStream) []storedAlert {
 			t.Fatalf("IOC_ALERTS seq %d is not an alert: %v: %s", seq, err, m.Data)
 		}
 		a.subject, a.msgID = m.Subject, m.Header.Get("Nats-Msg-Id")
+		a.Seq, _ = strconv.Atoi(a.msgID[strings.LastIndexByte(a.msgID, ':')+1:])
+		a.EvalTime = m.Header.Get("Ioc-Eval-Time")
 		out = append(out, a)
 	}
 	return out
@@ -191,16 +197,24 @@ func TestFloodScenarioAlerts(t *testing.T) {
 		t.Fatalf("the scenario never reached the reload (%v) or the kill (%v)", reloaded, killed)
 	}
 	// After the last event the idle timeout finalises the last panes.
-	waitFor(t, 30*time.Second, "Kim Long's alarm to resolve", func() (bool, string) {
-		seen := ofRule(readAlerts(t, js), "river_level_kim_long")
-		return len(seen) > 0 && seen[len(seen)-1].Status == "resolved", fmt.Sprintf("%d transitions", len(seen))
+	waitFor(t, 30*time.Second, "both rivers' alarms to resolve", func() (bool, string) {
+		all := readAlerts(t, js)
+		var state []string
+		done := true
+		for _, rule := range []string{"river_level_kim_long", "river_level_phu_oc"} {
+			seen := ofRule(all, rule)
+			done = done && len(seen) > 0 && seen[len(seen)-1].Status == "resolved"
+			state = append(state, fmt.Sprintf("%s: %d transitions", rule, len(seen)))
+		}
+		return done, strings.Join(state, ", ")
 	})
 	// An operator acknowledges a firing alert: a transition of the same id
-	// carries who, on NATS and in the live view.
-	live := liveAlerts(t, d.http)
-	if len(live) == 0 {
-		t.Fatal("nothing firing to acknowledge")
-	}
+	// carries who, on NATS and in the live view (which follows the stream).
+	var live []storedAlert
+	waitFor(t, 10*time.Second, "a firing alert on /api/v1/alerts", func() (bool, string) {
+		live = liveAlerts(t, d.http)
+		return len(live) > 0, "nothing firing to acknowledge"
+	})
 	target := live[0]
 	resp, err := http.Post("http://"+d.http+"/api/v1/alerts/"+target.Fingerprint+"/ack", "application/json",
 		strings.NewReader(`{"by": "trực ban Lan", "comment": "đã báo đội ứng cứu"}`))
@@ -263,7 +277,7 @@ func TestFloodScenarioAlerts(t *testing.T) {
 		}
 	}
 
-	lastOf := checkAlertInvariants(t, js, conn, db)
+	checkAlertInvariants(t, js, conn, db)
 	var kimLong uint64
 	if err := conn.QueryRow(context.Background(),
 		"SELECT count() FROM "+db+".alerts FINAL WHERE rule = 'river_level_kim_long' AND area = 'kim-long'").Scan(&kimLong); err != nil {
@@ -285,28 +299,35 @@ func TestFloodScenarioAlerts(t *testing.T) {
 	}
 
 	// The live view, after the restart, shows exactly what still fires.
-	live = liveAlerts(t, d.http)
-	acked := false
-	for _, a := range live {
-		acked = acked || a.Fingerprint == target.Fingerprint && a.AcknowledgedBy == "trực ban Lan"
-	}
-	if !acked {
-		t.Errorf("/api/v1/alerts does not show the acknowledgement of %s", target.Fingerprint)
-	}
-	firing := map[string]bool{}
-	for fp, a := range lastOf {
-		if a.Status == "firing" {
-			firing[fp] = true
+	waitFor(t, 10*time.Second, "the acknowledgement on /api/v1/alerts", func() (bool, string) {
+		live = liveAlerts(t, d.http)
+		for _, a := range live {
+			if a.Fingerprint == target.Fingerprint && a.AcknowledgedBy == "trực ban Lan" {
+				return true, ""
+			}
 		}
-	}
-	if len(live) != len(firing) {
-		t.Fatalf("/api/v1/alerts shows %d alerts, the stream says %d fire", len(live), len(firing))
-	}
-	for _, a := range live {
-		if !firing[a.Fingerprint] {
-			t.Fatalf("/api/v1/alerts shows %s (%s), which is not firing", a.Rule, a.Fingerprint)
+		return false, "not shown for " + target.Fingerprint
+	})
+	// The board follows the stream: it shows exactly the fingerprints whose
+	// last transition fires.
+	waitFor(t, 10*time.Second, "/api/v1/alerts to show what the stream says fires", func() (bool, string) {
+		firing := map[string]bool{}
+		for fp, a := range lastTransitions(readAlerts(t, js)) {
+			if a.Status == "firing" {
+				firing[fp] = true
+			}
 		}
-	}
+		live = liveAlerts(t, d.http)
+		if len(live) != len(firing) {
+			return false, fmt.Sprintf("/api/v1/alerts shows %d alerts, the stream says %d fire", len(live), len(firing))
+		}
+		for _, a := range live {
+			if !firing[a.Fingerprint] {
+				return false, fmt.Sprintf("/api/v1/alerts shows %s (%s), which is not firing", a.Rule, a.Fingerprint)
+			}
+		}
+		return true, ""
+	})
 	if !regexp.MustCompile(`ioc_alerts_firing\{severity="warning"\} \d+`).MatchString(metricsText(t, d.http)) {
 		t.Error("/metrics lacks ioc_alerts_firing")
 	}
@@ -316,13 +337,27 @@ func TestFloodScenarioAlerts(t *testing.T) {
 // with no duplicate and no gap, no fingerprint has two episodes at once,
 // and the alerts table holds the same transitions once each. It returns
 // the last transition of each fingerprint.
+//
+// The stream and the table are read again until they agree or a deadline
+// passes: a transition decided by the idle timeout after the last event was
+// acknowledged is published first and written with the next flush.
 func checkAlertInvariants(t *testing.T, js jetstream.JetStream, conn driver.Conn, db string) map[string]storedAlert {
+	t.Helper()
+	var lastOf map[string]storedAlert
+	waitFor(t, 60*time.Second, "the alerts table to hold every transition of IOC_ALERTS once", func() (bool, string) {
+		var problem string
+		lastOf, problem = alertInvariants(t, js, conn, db)
+		return problem == "", problem
+	})
+	return lastOf
+}
+
+// alertInvariants checks the invariants once; problem is "" when they hold.
+func alertInvariants(t *testing.T, js jetstream.JetStream, conn driver.Conn, db string) (map[string]storedAlert, string) {
 	t.Helper()
 	all := readAlerts(t, js)
 	seqs := map[string]map[int]bool{}
 	resolved := map[string]bool{}
-	lastOf := map[string]storedAlert{}
-	lastSeq := map[string]int{}
 	episodes := map[string]map[string]bool{} // fingerprint → ids
 	reordered := 0
 	for _, a := range all {
@@ -347,16 +382,11 @@ func checkAlertInvariants(t *testing.T, js jetstream.JetStream, conn driver.Conn
 			episodes[a.Fingerprint] = map[string]bool{}
 		}
 		episodes[a.Fingerprint][a.ID] = true
-		// The latest transition of a fingerprint: a newer episode, or a
-		// higher seq of the same one.
-		if prev, ok := lastOf[a.Fingerprint]; !ok || prev.ID != a.ID || seq > lastSeq[a.Fingerprint] {
-			lastOf[a.Fingerprint], lastSeq[a.Fingerprint] = a, seq
-		}
 	}
 	for id, s := range seqs {
 		for i := 1; i <= len(s); i++ {
 			if !s[i] {
-				t.Fatalf("alert %s: transition %d of %d is missing", id, i, len(s))
+				return nil, fmt.Sprintf("alert %s: transition %d of %d is missing", id, i, len(s))
 			}
 		}
 	}
@@ -368,19 +398,31 @@ func checkAlertInvariants(t *testing.T, js jetstream.JetStream, conn driver.Conn
 			}
 		}
 		if open > 1 {
-			t.Fatalf("fingerprint %s: %d episodes still firing at once", fp, open)
+			return nil, fmt.Sprintf("fingerprint %s: %d episodes still firing at once", fp, open)
 		}
-	}
-	if reordered > 0 {
-		t.Logf("%d transitions stored out of their alert's order (a NATS leader change)", reordered)
 	}
 	var rows, distinct uint64
 	if err := conn.QueryRow(context.Background(),
 		"SELECT count(), uniqExact(id, seq) FROM "+db+".alerts FINAL").Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
+		return nil, err.Error()
 	}
 	if rows != uint64(len(all)) || distinct != rows {
-		t.Fatalf("alerts table: %d rows (%d distinct), stream: %d transitions", rows, distinct, len(all))
+		return nil, fmt.Sprintf("alerts table: %d rows (%d distinct), stream: %d transitions", rows, distinct, len(all))
+	}
+	if reordered > 0 {
+		t.Logf("%d transitions stored out of their alert's order (a NATS leader change)", reordered)
+	}
+	return lastTransitions(all), ""
+}
+
+// lastTransitions returns the latest transition of each fingerprint: a
+// newer episode, or a higher seq of the same one.
+func lastTransitions(all []storedAlert) map[string]storedAlert {
+	lastOf := map[string]storedAlert{}
+	for _, a := range all {
+		if prev, ok := lastOf[a.Fingerprint]; !ok || prev.ID != a.ID || a.Seq > prev.Seq {
+			lastOf[a.Fingerprint] = a
+		}
 	}
 	return lastOf
 }

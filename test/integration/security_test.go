@@ -274,10 +274,11 @@ func TestNATSLeastPrivilegePartitioned(t *testing.T) {
 	if _, err := viewer.ChanSubscribe("ioc.alerts.>", transitions); err != nil {
 		t.Fatal(err)
 	}
-	firing := liveAlerts(t, procs[1].http)
-	if len(firing) == 0 {
-		t.Fatal("no alert firing: the corpus should fire river_rising_fast")
-	}
+	var firing []storedAlert
+	waitFor(t, 10*time.Second, "a firing alert on the survivor's /api/v1/alerts", func() (bool, string) {
+		firing = liveAlerts(t, procs[1].http)
+		return len(firing) > 0, "none: the corpus should fire river_rising_fast"
+	})
 	a := firing[0]
 	resp, err := http.Post("http://"+procs[1].http+"/api/v1/alerts/"+a.Fingerprint+"/ack", "application/json",
 		strings.NewReader(`{"by":"operator-1","comment":"seen"}`))
