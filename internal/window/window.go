@@ -85,7 +85,26 @@ type Set struct {
 	sources     map[string]*source
 	open        map[*source]struct{} // sources with windows not yet final
 	dirty       map[*source]struct{} // sources with changes not yet collected
+	active      map[*source]struct{} // sources not idle
 	openWindows int
+	// updates is the log of what became final, in the order of the events
+	// that decided it (see Update); restoring turns it off.
+	updates   []Update
+	restoring bool
+}
+
+// Update is one decision of the windows, logged in the order of the events
+// that caused it, so that a consumer reading the log decides the same way
+// whatever the batching: either a pane of the smallest size became final
+// or was corrected (Row, with the pane's content at that moment), or a
+// source's progress moved (Progress).
+type Update struct {
+	Row Row
+	// Progress: every pane of Row.Source ending at or before DoneMs is
+	// final. DoneMs is math.MaxInt64 while the source is idle (nothing is
+	// expected from it); it comes back down when the source speaks again.
+	Progress bool
+	DoneMs   int64
 }
 
 // New returns an empty Set.
@@ -101,6 +120,7 @@ func New(cfg Config) (*Set, error) {
 		sources:    make(map[string]*source),
 		open:       make(map[*source]struct{}),
 		dirty:      make(map[*source]struct{}),
+		active:     make(map[*source]struct{}),
 	}
 	for _, size := range cfg.Sizes {
 		s.sizesMs = append(s.sizesMs, size.Milliseconds())
@@ -115,6 +135,8 @@ type source struct {
 	name       string
 	latestMs   int64 // latest event time seen; math.MinInt64 before the first
 	lastSeenMs int64 // processing time of the last event
+	doneMs     int64 // every smallest pane ending at or before it is final (see Update)
+	nextEndMs  int64 // the earliest end of an open slot; math.MaxInt64 when none
 	slots      map[slotKey]*slot
 	ids        map[int64]map[uint64]struct{} // dedup buckets of minSize by start
 }
@@ -195,7 +217,8 @@ func floorDiv(a, b int64) int64 {
 func (s *Set) source(name string) *source {
 	src := s.sources[name]
 	if src == nil {
-		src = &source{name: name, latestMs: math.MinInt64, slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{})}
+		src = &source{name: name, latestMs: math.MinInt64, doneMs: math.MinInt64, nextEndMs: math.MaxInt64,
+			slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{})}
 		s.sources[name] = src
 	}
 	return src
@@ -223,6 +246,10 @@ func (s *Set) Add(ev *event.Event, nowMs int64) (Disposition, int64) {
 // restart, with the latest time its source had when it was first counted.
 // It rebuilds windows and the dedup set exactly as Add built them.
 func (s *Set) Restore(ev *event.Event, latestBefore, nowMs int64) Disposition {
+	// What restored events finalise was final before the restart, and
+	// its consumers restore it themselves; FinishRestore logs the progress.
+	s.restoring = true
+	defer func() { s.restoring = false }()
 	src := s.source(ev.Source)
 	src.lastSeenMs = nowMs
 	bucket := floorDiv(ev.TimeMs, s.minSizeMs) * s.minSizeMs
@@ -240,9 +267,18 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 	if latestBefore != math.MinInt64 {
 		cutoff = latestBefore - s.horizonMs
 	}
+	s.active[src] = struct{}{}
 	if ev.TimeMs > src.latestMs {
 		src.latestMs = ev.TimeMs
 	}
+	// Windows become final the moment the watermark passes them, not when
+	// they are next collected: a later event of the same batch is then a
+	// correction, as it would be with any other batching.
+	watermark := src.latestMs - s.latenessMs
+	if watermark >= src.nextEndMs {
+		s.finalize(src, func(sl *slot) bool { return sl.endMs <= watermark })
+	}
+	s.progress(src, floorDiv(watermark, s.minSizeMs)*s.minSizeMs)
 	disp := Dropped
 	for i, size := range s.sizesMs {
 		start := floorDiv(ev.TimeMs, size) * size
@@ -254,8 +290,13 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		if sl == nil {
 			sl = &slot{startMs: start, endMs: start + size}
 			src.slots[key] = sl
-			s.openWindows++
-			s.open[src] = struct{}{}
+			if sl.endMs <= watermark {
+				sl.final = true // behind the watermark already: final at once
+			} else {
+				s.openWindows++
+				s.open[src] = struct{}{}
+				src.nextEndMs = min(src.nextEndMs, sl.endMs)
+			}
 		}
 		if sl.final {
 			disp = Corrected
@@ -267,6 +308,13 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, name}).add(ev.MetricValues[m], ev.TimeMs, ev.ID)
 		}
 		sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}).add(1, ev.TimeMs, ev.ID)
+		if sl.final && i == 0 && !s.restoring {
+			// A correction: the panes it changed, as they are now.
+			for m := range ev.MetricNames {
+				s.logRow(sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, ev.MetricNames[m]}), sl, src.name)
+			}
+			s.logRow(sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}), sl, src.name)
+		}
 	}
 	if disp != Dropped {
 		ids := src.ids[bucket]
@@ -280,34 +328,102 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 	return disp
 }
 
-// Collect finalises windows whose watermark passed or whose source went
-// idle, forgets windows that left the correction horizon, and returns the
-// rows to write: every changed final window, and when early is set every
-// changed open window too. Rows are appended to dst.
+// finalize makes the open slots of src that due selects final, logging
+// the smallest ones.
+func (s *Set) finalize(src *source, due func(*slot) bool) {
+	next := int64(math.MaxInt64)
+	for key, sl := range src.slots {
+		if sl.final {
+			continue
+		}
+		if !due(sl) {
+			next = min(next, sl.endMs)
+			continue
+		}
+		sl.final = true
+		sl.dirty = true // the final row is written even if nothing changed since the early one
+		s.openWindows--
+		if key.sizeIdx == 0 && !s.restoring {
+			s.logSlot(sl, src.name)
+		}
+	}
+	src.nextEndMs = next
+}
+
+// progress records that src's panes ending at or before doneMs are final.
+func (s *Set) progress(src *source, doneMs int64) {
+	if doneMs == src.doneMs {
+		return
+	}
+	if doneMs < src.doneMs && src.doneMs != math.MaxInt64 {
+		return // the watermark never moves back, but an idle source's progress does
+	}
+	src.doneMs = doneMs
+	if !s.restoring {
+		s.updates = append(s.updates, Update{Row: Row{Source: src.name}, Progress: true, DoneMs: doneMs})
+	}
+}
+
+// logSlot logs every pane of a slot that just became final, in a stable
+// order (the order its aggregates first appeared).
+func (s *Set) logSlot(sl *slot, sourceName string) {
+	for i := range sl.aggs {
+		s.logRow(&sl.aggs[i], sl, sourceName)
+	}
+}
+
+func (s *Set) logRow(a *agg, sl *slot, sourceName string) {
+	s.updates = append(s.updates, Update{Row: Row{
+		StartMs: sl.startMs, SizeMs: s.minSizeMs,
+		Kind: a.key.kind, Type: a.key.typ, Metric: a.key.metric, Area: a.key.area, Source: sourceName,
+		Count: a.count, Sum: a.sum, Min: a.min, Max: a.max, First: a.first, Last: a.last, Final: true,
+	}})
+}
+
+// HasUpdates reports whether the log holds updates not yet taken.
+func (s *Set) HasUpdates() bool { return len(s.updates) > 0 }
+
+// TakeUpdates appends the logged updates to dst, oldest first, and empties
+// the log.
+func (s *Set) TakeUpdates(dst []Update) []Update {
+	dst = append(dst, s.updates...)
+	clear(s.updates)
+	s.updates = s.updates[:0]
+	return dst
+}
+
+// Collect finalises the windows of sources gone idle (the watermark
+// finalises the others as events arrive), forgets windows that left the
+// correction horizon, and returns the rows to write: every changed final
+// window, and when early is set every changed open window too. Rows are
+// appended to dst.
 func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
+	for src := range s.active {
+		if nowMs-src.lastSeenMs < s.idleMs {
+			continue
+		}
+		// Silent for the idle timeout: nothing more is expected of its
+		// open windows, and it holds up no one waiting for its progress.
+		s.finalize(src, func(*slot) bool { return true })
+		s.progress(src, math.MaxInt64)
+		delete(s.active, src)
+	}
 	for src := range s.open {
-		dst = s.collectSource(dst, src, nowMs, early)
+		dst = s.collectSource(dst, src, early)
 	}
 	for src := range s.dirty {
 		if _, done := s.open[src]; !done {
-			dst = s.collectSource(dst, src, nowMs, early)
+			dst = s.collectSource(dst, src, early)
 		}
 	}
 	clear(s.dirty)
 	return dst
 }
 
-func (s *Set) collectSource(dst []Row, src *source, nowMs int64, early bool) []Row {
-	watermark := src.latestMs - s.latenessMs
-	idle := nowMs-src.lastSeenMs >= s.idleMs
+func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 	horizon := src.latestMs - s.horizonMs
 	stillOpen := false
 	for key, sl := range src.slots {
-		if !sl.final && (watermark >= sl.endMs || idle) {
-			sl.final = true
-			sl.dirty = true // the final row is written even if nothing changed since the early one
-			s.openWindows--
-		}
 		if sl.dirty && (sl.final || early) {
 			dst = sl.rows(dst, key, src.name, s.sizesMs[key.sizeIdx])
 			sl.dirty = false
@@ -350,13 +466,23 @@ func (sl *slot) rows(dst []Row, key slotKey, sourceName string, sizeMs int64) []
 func (s *Set) FinishRestore() {
 	for _, src := range s.sources {
 		horizon := src.latestMs - s.horizonMs
+		next := int64(math.MaxInt64)
 		for key, sl := range src.slots {
-			if sl.endMs <= horizon {
+			switch {
+			case sl.endMs <= horizon:
 				if !sl.final {
 					s.openWindows--
 				}
 				delete(src.slots, key)
+			case !sl.final:
+				next = min(next, sl.endMs)
 			}
+		}
+		src.nextEndMs = next
+		if src.doneMs != math.MinInt64 {
+			// The progress the restored events reached, for the consumers of
+			// the log (the alert engine waits for every member of a group).
+			s.updates = append(s.updates, Update{Row: Row{Source: src.name}, Progress: true, DoneMs: src.doneMs})
 		}
 	}
 }

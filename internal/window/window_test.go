@@ -204,3 +204,72 @@ func TestRestoreMatchesLive(t *testing.T) {
 		t.Fatalf("restored dedup set: got %s", d)
 	}
 }
+
+// TestUpdatesDoNotDependOnBatching: the log of final panes and progress is
+// the same whether Collect runs after every event or once at the end, and
+// a pane's final content is what it held when the watermark passed it: an
+// event after that is a correction, logged after it.
+func TestUpdatesDoNotDependOnBatching(t *testing.T) {
+	events := []*event.Event{ev("a", "s", 0, 1), ev("b", "s", 30_000, 2), ev("c", "t", 10_000, 7),
+		ev("d", "s", 3*minute+5000, 3), // the watermark passes the first minute of s
+		ev("e", "s", 20_000, 9),        // a correction of it
+		ev("f", "t", 4*minute, 1), ev("g", "s", 5*minute, 4)}
+	run := func(collectEvery int) []Update {
+		set, _ := New(cfg())
+		var log []Update
+		for i, e := range events {
+			set.Add(e, base)
+			if collectEvery > 0 && i%collectEvery == 0 {
+				set.Collect(nil, base, i%2 == 0)
+			}
+			log = set.TakeUpdates(log)
+		}
+		set.Collect(nil, base, true)
+		return set.TakeUpdates(log)
+	}
+	want := run(0)
+	for _, every := range []int{1, 2, 3} {
+		got := run(every)
+		if len(got) != len(want) {
+			t.Fatalf("collect every %d: %d updates, want %d", every, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("collect every %d: update %d is %+v, want %+v", every, i, got[i], want[i])
+			}
+		}
+	}
+	var heights []Row
+	var progress []int64
+	for _, u := range want {
+		switch {
+		case u.Progress && u.Row.Source == "s":
+			progress = append(progress, u.DoneMs)
+		case !u.Progress && u.Row.Metric == "height" && u.Row.Source == "s":
+			heights = append(heights, u.Row)
+		}
+	}
+	if len(heights) != 2 || heights[0].Count != 2 || heights[0].Max != 2 || heights[1].Count != 3 || heights[1].Max != 9 {
+		t.Fatalf("want the final pane (a, b) then its correction (a, b, e); got %+v", heights)
+	}
+	if len(progress) != 3 || progress[1] != base+minute || progress[2] != base+3*minute {
+		t.Fatalf("progress of s: %v", progress)
+	}
+}
+
+func TestIdleProgress(t *testing.T) {
+	set, _ := New(cfg())
+	set.Add(ev("a", "s", 0, 1), base)
+	set.Collect(nil, base+30_000, false)
+	set.TakeUpdates(nil)
+	set.Collect(nil, base+minute, false) // idle for the timeout: final, and nothing is expected
+	ups := set.TakeUpdates(nil)
+	if len(ups) != 3 || ups[0].Row.Metric != "height" || !ups[1].Row.Final || !ups[2].Progress || ups[2].DoneMs != math.MaxInt64 {
+		t.Fatalf("idle: %+v", ups)
+	}
+	set.Add(ev("b", "s", 2*minute, 1), base+2*minute)
+	ups = set.TakeUpdates(nil)
+	if len(ups) != 1 || !ups[0].Progress || ups[0].DoneMs != base {
+		t.Fatalf("speaking again: %+v", ups)
+	}
+}
