@@ -335,7 +335,11 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	for _, a := range sim.Areas() {
 		names[a.Slug] = a.Name
 	}
-	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names, Scope: scope}, rules)
+	paneSec := uint32(cfg.WindowSizes[0].D().Seconds())
+	for _, d := range cfg.WindowSizes {
+		paneSec = min(paneSec, uint32(d.D().Seconds()))
+	}
+	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names, Scope: scope, PaneMs: int64(paneSec) * 1000}, rules)
 	deriver := aqi.NewDeriver()
 	mine := func(area string) bool { return keep == nil || keep(area) }
 
@@ -367,10 +371,6 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	// The window history of the longest rule, counted back from the newest
 	// stored window (the data's clock, not the wall clock: a replay of a
 	// past day must find its history too).
-	paneSec := uint32(cfg.WindowSizes[0].D().Seconds())
-	for _, d := range cfg.WindowSizes {
-		paneSec = min(paneSec, uint32(d.D().Seconds()))
-	}
 	var longest time.Duration
 	for _, r := range rules {
 		longest = max(longest, r.Window+r.Threshold.For)
@@ -406,7 +406,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	log.Info().Int("rules", len(rules)).Int("alerts_known", len(last)).
 		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
 		Dur("took", time.Since(start)).Msg("alert engine restored")
-	return ingest.Alerting{Engine: engine, Deriver: deriver, PaneMs: int64(paneSec) * 1000, Firing: firing}, engine, nil
+	return ingest.Alerting{Engine: engine, Deriver: deriver, Firing: firing}, engine, nil
 }
 
 // alertAPI is what the HTTP API serves: the live board, and

@@ -55,7 +55,7 @@ func BenchmarkEngineDayOfRain(b *testing.B) {
 					Kind: "environment", Type: "rainfall", Metric: "precipitation", Area: fmt.Sprintf("a%d", g), Source: fmt.Sprintf("rg%d", g),
 					Count: 1, Sum: 0.5, Min: 0.5, Max: 0.5, First: 0.5, Last: 0.5, Final: true}
 			}
-			e.Windows(rows)
+			e.Windows(updates(rows...))
 			e.Take(nil)
 		}
 	}

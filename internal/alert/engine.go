@@ -1,7 +1,6 @@
 package alert
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/iocstream/iocstream/internal/event"
-	"github.com/iocstream/iocstream/internal/window"
 )
 
 // EngineConfig tunes an Engine.
@@ -32,6 +30,9 @@ type EngineConfig struct {
 	AreaNames map[string]string
 	// Now is the wall clock (updatedAt, idle advance); default time.Now.
 	Now func() time.Time
+	// PaneMs is the size of the panes threshold rules evaluate (the
+	// smallest window size); default 1 minute.
+	PaneMs int64
 	// Scope names the share of the city this engine sees (a partition, in
 	// partitioned mode). It is part of the fingerprint of groups keyed by
 	// neither area nor source: each partition computes such a group over
@@ -58,16 +59,15 @@ type Engine struct {
 
 	rules     []*ruleState
 	series    map[seriesKey]*seriesEntry
-	byEvent   map[eventKey][]*ruleState // event and absence rules per event key
+	byEvent   map[eventKey]*keyRules // what each event key feeds, cached
 	firingEvt map[*group]*ruleState     // firing event rules, checked on Tick
 
 	maxEventMs int64 // engine clock: newest event time seen
 	wallAtMax  int64 // wall time when maxEventMs last moved
 
-	// Scratch of Windows, kept between calls.
-	dues    []due
-	dueAt   map[dueKey]int
-	touched map[*seriesEntry]struct{}
+	// Per source: how far its panes are final (window.Update progress).
+	progress map[string]*progress
+	touched  map[*seriesEntry]struct{} // scratch of Windows
 
 	out []Alert
 }
@@ -76,29 +76,12 @@ type seriesKey struct{ kind, typ, metric, area, source string }
 
 type eventKey struct{ kind, typ, area, source string }
 
-// seriesEntry is one window series and the threshold rules that use it.
-type seriesEntry struct {
-	key    seriesKey
-	panes  []pane // by start; only kept when a rule uses the series
-	keepMs int64
-	rules  []*ruleState
-	// Running totals through each pane (cum[i] covers panes[0..i] and
-	// everything trimmed before them), so a 24-hour sum is a subtraction,
-	// not a walk over 1 440 panes at every evaluation.
-	cum  []total
-	base total // what was trimmed
-}
-
-type total struct {
-	count uint64
-	sum   float64
-}
-
-type pane struct {
-	startMs, endMs             int64
-	count                      uint64
-	sum, min, max, first, last float64
-	final                      bool
+// keyRules is what an event of one key feeds: the event and absence rules
+// that select it, and whether an early threshold rule evaluates its
+// series on every event.
+type keyRules struct {
+	events []*ruleState
+	early  bool
 }
 
 // ruleState is a rule and the groups (fingerprints) it has seen.
@@ -113,12 +96,17 @@ type groupKey struct{ area, source, typ string }
 
 // group is one fingerprint of a rule.
 type group struct {
+	rs                *ruleState
 	fp                string
 	kind, typ, metric string
 	area, source      string
 	tr                Tracker
-	lastEvalMs        int64
+	lastEvalMs        int64                     // the last decision (threshold: the last final pane end decided)
 	members           map[*seriesEntry]struct{} // threshold rules
+	ordered           []*seriesEntry            // threshold rules: the members in key order
+	sources           map[*progress]struct{}    // threshold rules: whose progress a decision waits for
+	due               []int64                   // threshold rules: pane ends to decide, ascending
+	raisedMs          int64                     // threshold rules: the last pane end an early evaluation raised at
 	lastMs            int64                     // event rules: last match; absence: engine clock when last heard
 	value             float64
 	lastSummary       string
@@ -139,8 +127,11 @@ func NewEngine(cfg EngineConfig, rules []Rule) *Engine {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PaneMs <= 0 {
+		cfg.PaneMs = time.Minute.Milliseconds()
+	}
 	e := &Engine{cfg: cfg, series: map[seriesKey]*seriesEntry{}, firingEvt: map[*group]*ruleState{},
-		maxEventMs: math.MinInt64, dueAt: map[dueKey]int{}, touched: map[*seriesEntry]struct{}{}}
+		maxEventMs: math.MinInt64, progress: map[string]*progress{}, touched: map[*seriesEntry]struct{}{}}
 	e.install(rules)
 	return e
 }
@@ -189,10 +180,14 @@ func (e *Engine) install(rules []Rule) {
 		case prev != nil && sameRule(prev.Rule, r):
 			prev.Rule = r
 			e.rules = append(e.rules, prev)
+			for _, g := range prev.groups {
+				g.rs = prev
+			}
 		case prev != nil && prev.Kind == r.Kind && slices.Equal(prev.GroupBy, r.GroupBy):
 			// Same fingerprints: the alerts carry over.
 			rs := &ruleState{Rule: r, groups: prev.groups, scope: e.cfg.Scope}
 			for _, g := range rs.groups {
+				g.rs = rs
 				if g.tr.state == Pending {
 					g.tr.state = Inactive
 				}
@@ -227,14 +222,15 @@ func (e *Engine) install(rules []Rule) {
 		}
 	}
 	// Matching is cached per key; rebuild the caches, keeping pane history.
-	e.byEvent = map[eventKey][]*ruleState{}
+	e.byEvent = map[eventKey]*keyRules{}
 	for k, s := range e.series {
-		s.rules, s.keepMs = nil, 0
+		s.rules, s.keepMs, s.early = nil, 0, false
 		e.bindSeries(s)
 		if len(s.rules) == 0 {
 			delete(e.series, k)
 		}
 	}
+	e.rebuildWaiters()
 }
 
 func sameRule(a, b Rule) bool {
@@ -311,8 +307,8 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 	if t > e.maxEventMs {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
-	k, rules := e.eventRules(ev)
-	for _, rs := range rules {
+	k, kr := e.eventRules(ev)
+	for _, rs := range kr.events {
 		switch rs.Kind {
 		case KindAbsence:
 			e.seen(rs, k, e.clock(nowMs))
@@ -320,25 +316,35 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 			e.match(rs, k, ev)
 		}
 	}
+	if kr.early {
+		e.earlyEvent(k, ev, true)
+	}
 }
 
-// eventRules returns the event and absence rules that select an event's
-// key, cached per key.
-func (e *Engine) eventRules(ev *event.Event) (eventKey, []*ruleState) {
+// eventRules returns what an event's key feeds, cached per key. On first
+// sight of a key its source joins the groups of the threshold rules that
+// select it (whatever the metric): their decisions wait for its progress.
+func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
 	k := eventKey{ev.Kind, ev.Type, ev.Area, ev.Source}
-	if rules, ok := e.byEvent[k]; ok {
-		return k, rules
+	if kr, ok := e.byEvent[k]; ok {
+		return k, kr
 	}
 	// The event's strings may point into a reused buffer.
 	k = eventKey{strings.Clone(ev.Kind), strings.Clone(ev.Type), strings.Clone(ev.Area), strings.Clone(ev.Source)}
-	var rules []*ruleState
+	kr := &keyRules{}
 	for _, rs := range e.rules {
-		if rs.Kind != KindThreshold && rs.Match.selects(k.kind, k.typ, "", k.area, k.source) {
-			rules = append(rules, rs)
+		if !rs.Match.selects(k.kind, k.typ, "", k.area, k.source) {
+			continue
 		}
+		if rs.Kind != KindThreshold {
+			kr.events = append(kr.events, rs)
+			continue
+		}
+		kr.early = kr.early || rs.Early
+		rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, rs.GroupBy).watch(e.progressOf(k.source))
 	}
-	e.byEvent[k] = rules
-	return k, rules
+	e.byEvent[k] = kr
+	return k, kr
 }
 
 // RestoreEvent feeds an event read back from the events table at start-up.
@@ -350,8 +356,11 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 	if t := min(ev.TimeMs, nowMs); t > e.maxEventMs {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
-	k, rules := e.eventRules(ev)
-	for _, rs := range rules {
+	k, kr := e.eventRules(ev)
+	if kr.early {
+		e.earlyEvent(k, ev, false) // the open panes, as they were before the restart
+	}
+	for _, rs := range kr.events {
 		switch rs.Kind {
 		case KindAbsence:
 			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, []string{"source"})
@@ -483,357 +492,6 @@ func (c Condition) holds(v operand, num bool) bool {
 		return v.str != c.Value
 	}
 	return false // an order comparison needs numbers on both sides
-}
-
-// Windows feeds window rows (1-minute panes and derived rows such as the
-// hourly vn_aqi): threshold rules evaluate when a pane is final, or on a
-// partial pane when the rule is early.
-func (e *Engine) Windows(rows []window.Row) {
-	e.applyPending()
-	// Every pane end is evaluated, in time order, after all rows of the
-	// call are in: a backlog delivers many panes per call and must climb
-	// the same ladder as live traffic, and several sources of one group
-	// final at the same end give one decision.
-	clear(e.dueAt)
-	e.dues = e.dues[:0]
-	clear(e.touched)
-	for i := range rows {
-		r := &rows[i]
-		k := seriesKey{r.Kind, r.Type, r.Metric, r.Area, r.Source}
-		s := e.seriesOf(k)
-		if len(s.rules) == 0 {
-			continue
-		}
-		end := r.StartMs + r.SizeMs
-		s.put(paneOf(r))
-		e.touched[s] = struct{}{}
-		for _, rs := range s.rules {
-			if !r.Final && !rs.Early {
-				continue
-			}
-			g := rs.member(s)
-			dk := dueKey{g, end}
-			if at, ok := e.dueAt[dk]; ok {
-				e.dues[at].final = e.dues[at].final && r.Final // a partial pane at the same end: not a final decision
-				continue
-			}
-			e.dueAt[dk] = len(e.dues)
-			e.dues = append(e.dues, due{dk, rs, r.Final})
-		}
-	}
-	slices.SortStableFunc(e.dues, func(a, b due) int { return cmp.Compare(a.endMs, b.endMs) })
-	for _, d := range e.dues {
-		e.evaluate(d.rs, d.g, d.endMs, d.final)
-	}
-	// Trimmed only now: the older panes were needed by the evaluations.
-	for s := range e.touched {
-		s.trim()
-	}
-}
-
-// dueKey is one evaluation a Windows call owes: a group at a pane end.
-type dueKey struct {
-	g     *group
-	endMs int64
-}
-
-type due struct {
-	dueKey
-	rs    *ruleState
-	final bool
-}
-
-// RestorePane puts a stored window row back into the rules' history
-// without evaluating it: at start-up a 24-hour rule must not begin with an
-// empty window.
-func (e *Engine) RestorePane(r *window.Row) {
-	s := e.seriesOf(seriesKey{r.Kind, r.Type, r.Metric, r.Area, r.Source})
-	if len(s.rules) == 0 {
-		return
-	}
-	s.put(paneOf(r))
-	s.trim()
-	for _, rs := range s.rules {
-		rs.member(s)
-	}
-}
-
-// WarmUp rebuilds the pending `for` timers of threshold rules from the
-// restored pane history (call it after Restore and RestorePane): the
-// history is evaluated again, in order, with nothing published, and a
-// group that ends up pending keeps its timer. Without it a restart would
-// restart every `for`, delaying alerts by up to that long.
-func (e *Engine) WarmUp() {
-	for _, rs := range e.rules {
-		if rs.Kind != KindThreshold || rs.Threshold.For == 0 {
-			continue
-		}
-		for _, g := range rs.groups {
-			if g.tr.state != Inactive || len(g.members) == 0 {
-				continue
-			}
-			var ends []int64
-			for s := range g.members {
-				for _, p := range s.panes {
-					ends = append(ends, p.endMs)
-				}
-			}
-			slices.Sort(ends)
-			ends = slices.Compact(ends)
-			saved, published := *g, len(e.out)
-			for _, end := range ends {
-				e.evaluate(rs, g, end, true)
-			}
-			clear(e.out[published:])
-			e.out = e.out[:published]
-			pending, since := g.tr.state == Pending, g.tr.since
-			*g = saved
-			if pending {
-				g.tr.state, g.tr.since = Pending, since
-			}
-		}
-	}
-}
-
-func paneOf(r *window.Row) pane {
-	return pane{startMs: r.StartMs, endMs: r.StartMs + r.SizeMs, count: r.Count, sum: r.Sum, min: r.Min, max: r.Max,
-		first: r.First, last: r.Last, final: r.Final}
-}
-
-// seriesOf returns the series of a window key, binding it to its rules on
-// first sight.
-func (e *Engine) seriesOf(k seriesKey) *seriesEntry {
-	s, ok := e.series[k]
-	if !ok {
-		s = &seriesEntry{key: seriesKey{strings.Clone(k.kind), strings.Clone(k.typ), strings.Clone(k.metric),
-			strings.Clone(k.area), strings.Clone(k.source)}}
-		e.bindSeries(s)
-		e.series[s.key] = s // kept even without rules: a negative cache
-	}
-	return s
-}
-
-// member returns the group of a series under a threshold rule, adding the
-// series to it.
-func (rs *ruleState) member(s *seriesEntry) *group {
-	g := rs.group(s.key, rs.GroupBy)
-	if g.members == nil {
-		g.members = map[*seriesEntry]struct{}{}
-	}
-	g.members[s] = struct{}{}
-	g.kind, g.typ, g.metric, g.area, g.source = s.key.kind, s.key.typ, s.key.metric, s.key.area, s.key.source
-	return g
-}
-
-// bindSeries finds the threshold rules that use a series.
-func (e *Engine) bindSeries(s *seriesEntry) {
-	k := s.key
-	for _, rs := range e.rules {
-		if rs.Kind == KindThreshold && rs.Match.selects(k.kind, k.typ, k.metric, k.area, k.source) {
-			s.rules = append(s.rules, rs)
-			// window + for: a restart can rebuild a pending timer from it (WarmUp).
-			s.keepMs = max(s.keepMs, (rs.Window + rs.Threshold.For).Milliseconds())
-		}
-	}
-	if len(s.rules) == 0 {
-		s.panes = nil
-	}
-}
-
-// put stores a pane, replacing an earlier version of the same pane.
-func (s *seriesEntry) put(p pane) {
-	i := sort.Search(len(s.panes), func(i int) bool { return s.panes[i].startMs >= p.startMs })
-	switch {
-	case i < len(s.panes) && s.panes[i].startMs == p.startMs:
-		s.panes[i] = p
-	case i == len(s.panes):
-		s.panes = append(s.panes, p)
-		s.cum = append(s.cum, total{})
-	default:
-		s.panes = append(s.panes, pane{})
-		copy(s.panes[i+1:], s.panes[i:])
-		s.panes[i] = p
-		s.cum = append(s.cum, total{})
-	}
-	// Usually i is the last pane; a correction of an older one recounts
-	// from there.
-	for j := i; j < len(s.panes); j++ {
-		prev := s.base
-		if j > 0 {
-			prev = s.cum[j-1]
-		}
-		s.cum[j] = total{prev.count + s.panes[j].count, prev.sum + s.panes[j].sum}
-	}
-}
-
-// span returns the indexes [i, j) of the panes inside [fromMs, toMs).
-func (s *seriesEntry) span(fromMs, toMs int64) (int, int) {
-	i := sort.Search(len(s.panes), func(k int) bool { return s.panes[k].startMs >= fromMs })
-	j := sort.Search(len(s.panes), func(k int) bool { return s.panes[k].endMs > toMs })
-	return i, max(i, j)
-}
-
-// totals sums count and sum over panes[i:j].
-func (s *seriesEntry) totals(i, j int) total {
-	if i >= j {
-		return total{}
-	}
-	before := s.base
-	if i > 0 {
-		before = s.cum[i-1]
-	}
-	return total{s.cum[j-1].count - before.count, s.cum[j-1].sum - before.sum}
-}
-
-// trim forgets panes older than any rule's window.
-func (s *seriesEntry) trim() {
-	if len(s.panes) == 0 {
-		return
-	}
-	newest := s.panes[len(s.panes)-1].endMs
-	drop := 0
-	for drop < len(s.panes) && s.panes[drop].endMs <= newest-s.keepMs {
-		drop++
-	}
-	if drop > 0 {
-		s.base = s.cum[drop-1]
-		s.panes = append(s.panes[:0], s.panes[drop:]...)
-		s.cum = append(s.cum[:0], s.cum[drop:]...)
-	}
-}
-
-// evaluate decides a threshold rule's group at pane end endMs.
-func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
-	if endMs < g.lastEvalMs {
-		return // older than a decision already taken (a replay, a lagging member)
-	}
-	g.lastEvalMs = endMs
-	at := time.UnixMilli(endMs).UTC()
-	if rs.Active != nil && !rs.Active.contains(time.UnixMilli(endMs-1).In(e.cfg.Location)) {
-		// Outside its hours the rule does not apply: a day limit does not
-		// judge the night.
-		switch g.tr.state {
-		case Firing:
-			e.emitResolve(rs, g, endMs, g.value, "ngoài khung giờ áp dụng "+rs.Active.String())
-		case Pending:
-			g.tr.state = Inactive
-		}
-		return
-	}
-	value, ok := aggregate(rs.Agg, rs.Threshold.Op, g.members, endMs-rs.Window.Milliseconds(), endMs)
-	if !ok {
-		return // no data is no evidence either way: hold the state
-	}
-	g.value = value
-	wasFiring, level := g.tr.state == Firing, g.tr.level
-	if t, ok := g.tr.Observe(at, value, rs.Threshold, final); ok {
-		if wasFiring && t.Status == StatusFiring && g.tr.level > level {
-			g.ackBy, g.ackComment = "", "" // worse than what was acknowledged
-		}
-		e.emit(rs, g, t.Status, endMs, value, t.Threshold)
-	}
-}
-
-// aggregate computes agg over the panes of members in [fromMs, toMs).
-func aggregate(agg string, op Op, members map[*seriesEntry]struct{}, fromMs, toMs int64) (float64, bool) {
-	var (
-		count              uint64
-		sum                float64
-		lo, hi             = math.Inf(1), math.Inf(-1)
-		last               float64
-		lastEnd            int64 = math.MinInt64
-		rate               float64
-		haveRate, haveData bool
-	)
-	for s := range members {
-		from, to := s.span(fromMs, toMs)
-		t := s.totals(from, to)
-		if t.count == 0 {
-			continue
-		}
-		haveData = true
-		count += t.count
-		sum += t.sum
-		switch agg {
-		case "count", "sum", "avg":
-			continue // the totals are all it takes
-		}
-		var fit slope
-		for i := from; i < to; i++ {
-			p := &s.panes[i]
-			if p.count == 0 {
-				continue
-			}
-			lo, hi = math.Min(lo, p.min), math.Max(hi, p.max)
-			if p.endMs > lastEnd {
-				last, lastEnd = p.last, p.endMs
-			}
-			fit.add(float64(p.startMs-fromMs), p.sum/float64(p.count))
-		}
-		// A rate needs data across at least half the window: two readings a
-		// minute apart turn ±1 cm of gauge noise into ±0.6 m/h.
-		if r, ok := fit.perHour(float64(toMs-fromMs) / 2); ok {
-			if !haveRate || op.rising() && r > rate || !op.rising() && r < rate {
-				rate, haveRate = r, true
-			}
-		}
-	}
-	if !haveData {
-		return 0, false
-	}
-	switch agg {
-	case "count":
-		return float64(count), true
-	case "sum":
-		return sum, true
-	case "avg":
-		return sum / float64(count), true
-	case "min":
-		return lo, true
-	case "max":
-		return hi, true
-	case "last":
-		return last, true
-	case "rate_per_hour":
-		return rate, haveRate
-	}
-	return 0, false
-}
-
-// slope fits a least-squares line through (time, value) points: the rate
-// of change of a noisy series, from every pane rather than two end points.
-type slope struct {
-	n                        int
-	minT, maxT               float64
-	sumT, sumV, sumTT, sumTV float64
-}
-
-func (s *slope) add(t, v float64) {
-	if s.n == 0 || t < s.minT {
-		s.minT = t
-	}
-	if s.n == 0 || t > s.maxT {
-		s.maxT = t
-	}
-	s.n++
-	s.sumT += t
-	s.sumV += v
-	s.sumTT += t * t
-	s.sumTV += t * v
-}
-
-// perHour is the slope per hour (t in milliseconds), if the points span at
-// least minSpanMs.
-func (s *slope) perHour(minSpanMs float64) (float64, bool) {
-	if s.n < 2 || s.maxT-s.minT < minSpanMs {
-		return 0, false
-	}
-	n := float64(s.n)
-	den := n*s.sumTT - s.sumT*s.sumT
-	if den == 0 {
-		return 0, false
-	}
-	return (n*s.sumTV - s.sumT*s.sumV) / den * float64(time.Hour/time.Millisecond), true
 }
 
 // Tick advances the engine clock to wall time nowMs: applies a rule set
@@ -1048,8 +706,8 @@ func (rs *ruleState) group(k seriesKey, by []string) *group {
 	if area == "" && source == "" && rs.scope != "" {
 		fp = fingerprint(rs.Name+"\x00scope="+rs.scope, area, source, typ)
 	}
-	g := &group{fp: fp, kind: k.kind, typ: k.typ, metric: k.metric, area: k.area, source: k.source,
-		lastEvalMs: math.MinInt64, lastMs: math.MinInt64}
+	g := &group{rs: rs, fp: fp, kind: k.kind, typ: k.typ, metric: k.metric, area: k.area, source: k.source,
+		lastEvalMs: math.MinInt64, lastMs: math.MinInt64, raisedMs: math.MinInt64}
 	g.tr.Fingerprint = fp
 	rs.groups[key] = g
 	return g

@@ -40,6 +40,15 @@ func paneRow(source, area, metric string, m int, v float64, final bool) window.R
 		Count: 1, Sum: v, Min: v, Max: v, First: v, Last: v, Final: final}
 }
 
+// updates wraps window rows as the windows' log carries them.
+func updates(rows ...window.Row) []window.Update {
+	ups := make([]window.Update, len(rows))
+	for i, r := range rows {
+		ups[i] = window.Update{Row: r}
+	}
+	return ups
+}
+
 // brief renders transitions compactly: minute:status/severity#seq.
 func brief(alerts []Alert) string {
 	var out []string
@@ -74,7 +83,7 @@ func TestThresholdLadder(t *testing.T) {
 	values := []float64{0.5, 1.1, 1.5, 2.13, 2.5, 3.6, 3.0, 1.2, 0.95, 0.7, 0.6, 0.5, 0.4}
 	var got []Alert
 	for m, v := range values {
-		e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, v, true)})
+		e.Windows(updates(paneRow("wl-kim-long", "kim-long", "height", m, v, true)))
 		got = e.Take(got)
 	}
 	// Evaluated at pane ends (minute+1), max over 3 panes: 3.0 at 9 is
@@ -90,7 +99,7 @@ func TestThresholdLadder(t *testing.T) {
 	for m, v := range values {
 		rows = append(rows, paneRow("wl-kim-long", "kim-long", "height", m, v, true))
 	}
-	batch.Windows(rows)
+	batch.Windows(updates(rows...))
 	if b := brief(batch.Take(nil)); b != want {
 		t.Fatalf("all panes in one call: got %s\nwant %s", b, want)
 	}
@@ -144,27 +153,6 @@ func TestThresholdRules(t *testing.T) {
 			want:  "",
 		},
 		{
-			name: "early fires on a partial pane but only a final pane resolves",
-			rule: `
-  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning, early: true}`,
-			feeds: []feed{{"a", "x", 0, 1.2, false}, {"a", "x", 0, 1.2, true}, {"a", "x", 1, 0.2, false}, {"a", "x", 1, 0.3, true}},
-			want:  "1:firing/warning#1 2:resolved/warning#2",
-		},
-		{
-			name: "without early a partial pane is not evaluated",
-			rule: `
-  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning}`,
-			feeds: []feed{{"a", "x", 0, 1.2, false}},
-			want:  "",
-		},
-		{
-			name: "group_by area sums the sources of an area",
-			rule: `
-  - {name: r, kind: threshold, match: {metric: height}, window: 2m, agg: sum, op: ">=", threshold: 5, severity: info, group_by: [area]}`,
-			feeds: []feed{{"a", "x", 0, 2, true}, {"b", "x", 0, 2, true}, {"c", "y", 0, 9, true}, {"a", "x", 1, 1, true}},
-			want:  "1:firing/info#1 2:firing/info#1",
-		},
-		{
 			name: "rate_per_hour: rising 0.5 m in 30 min",
 			rule: `
   - {name: r, kind: threshold, match: {metric: height}, window: 60m, agg: rate_per_hour, op: ">=", threshold: 0.3, severity: warning, clear: 0.1}`,
@@ -192,13 +180,112 @@ func TestThresholdRules(t *testing.T) {
 			e, _ := newEngine(t, tt.rule)
 			var got []Alert
 			for _, f := range tt.feeds {
-				e.Windows([]window.Row{paneRow(f.source, f.area, "height", f.minute, f.value, f.final)})
+				e.Windows(updates(paneRow(f.source, f.area, "height", f.minute, f.value, f.final)))
 				got = e.Take(got)
 			}
 			if b := brief(got); b != tt.want {
 				t.Fatalf("got  %q\nwant %q", b, tt.want)
 			}
 		})
+	}
+}
+
+// feeder runs events through a real window.Set into an engine, as the
+// pipeline does: each event's window updates, then the event itself.
+type feeder struct {
+	set *window.Set
+	e   *Engine
+	got []Alert
+}
+
+func newFeeder(t *testing.T, rules string, lateness time.Duration) *feeder {
+	t.Helper()
+	set, err := window.New(window.Config{Sizes: []time.Duration{time.Minute}, AllowedLateness: lateness,
+		IdleTimeout: time.Minute, CorrectionHorizon: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, rules)
+	return &feeder{set: set, e: e}
+}
+
+func waterEvent(id, source, area string, at time.Duration, v float64) *event.Event {
+	return &event.Event{ID: id, Kind: "environment", Type: "water_level", Source: source, Area: area,
+		TimeMs: base.Add(at).UnixMilli(), MetricNames: []string{"height"}, MetricValues: []float64{v}}
+}
+
+func (f *feeder) event(ev *event.Event) {
+	now := base.UnixMilli()
+	f.set.Add(ev, now)
+	f.e.Windows(f.set.TakeUpdates(nil))
+	f.e.Event(ev, now)
+	f.got = f.e.Take(f.got)
+}
+
+// idle finalises everything: every source has been silent for the idle timeout.
+func (f *feeder) idle() {
+	now := base.Add(24 * time.Hour).UnixMilli()
+	f.set.Collect(nil, now, false)
+	f.e.Windows(f.set.TakeUpdates(nil))
+	f.got = f.e.Take(f.got)
+}
+
+func TestEarlyRaisesOnPartialPanesOnly(t *testing.T) {
+	f := newFeeder(t, `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning, early: true}`, 0)
+	f.event(waterEvent("1", "a", "x", 10*time.Second, 1.2))
+	if b := brief(f.got); b != "1:firing/warning#1" {
+		t.Fatalf("an early rule fires on the event that crosses: %q", b)
+	}
+	f.event(waterEvent("2", "a", "x", 70*time.Second, 0.2)) // minute 0 final: still 1.2
+	f.event(waterEvent("3", "a", "x", 80*time.Second, 0.3))
+	if b := brief(f.got); b != "1:firing/warning#1" {
+		t.Fatalf("a partial pane must not resolve: %q", b)
+	}
+	f.event(waterEvent("4", "a", "x", 130*time.Second, 0.1)) // minute 1 final: 0.3
+	if b := brief(f.got); b != "1:firing/warning#1 2:resolved/warning#2" {
+		t.Fatalf("the final pane resolves: %q", b)
+	}
+	if v := f.got[0].Value; v != 1.2 {
+		t.Fatalf("early value %v", v)
+	}
+
+	late := newFeeder(t, `
+  - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">=", threshold: 1, severity: warning}`, 0)
+	late.event(waterEvent("1", "a", "x", 10*time.Second, 1.2))
+	if len(late.got) != 0 {
+		t.Fatalf("without early a partial pane is not evaluated: %s", brief(late.got))
+	}
+	late.idle()
+	if b := brief(late.got); b != "1:firing/warning#1" {
+		t.Fatalf("the idle timeout makes the pane final: %q", b)
+	}
+}
+
+// TestGroupWaitsForEverySource: a group's pane end is decided when every
+// source of the group is final through it, not when the first one is.
+func TestGroupWaitsForEverySource(t *testing.T) {
+	rule := `
+  - {name: r, kind: threshold, match: {metric: height}, window: 2m, agg: sum, op: ">=", threshold: 5, severity: info, group_by: [area]}`
+	f := newFeeder(t, rule, 0)
+	f.event(waterEvent("a0", "a", "x", 30*time.Second, 2))
+	f.event(waterEvent("b0", "b", "x", 30*time.Second, 2))
+	f.event(waterEvent("c0", "c", "y", 30*time.Second, 9))
+	f.event(waterEvent("a1", "a", "x", 90*time.Second, 1)) // a final through minute 1; b is not
+	f.event(waterEvent("c1", "c", "y", 90*time.Second, 0))
+	if b := brief(f.got); b != "1:firing/info#1" {
+		t.Fatalf("y decided at 1, x waits for b: %q", b)
+	}
+	f.event(waterEvent("b1", "b", "x", 100*time.Second, 0.5)) // b final through minute 1 too
+	if b := brief(f.got); b != "1:firing/info#1" {
+		t.Fatalf("x at 1 is 4: %q", b)
+	}
+	f.idle() // x at 2: 2 + 2 + 1 + 0.5
+	if b := brief(f.got); b != "1:firing/info#1 2:firing/info#1" {
+		t.Fatalf("x at 2: %q", b)
+	}
+	if f.got[1].Area != "x" || f.got[1].Value != 5.5 {
+		t.Fatalf("x fired with %+v", f.got[1])
 	}
 }
 
@@ -209,7 +296,7 @@ func TestActiveHours(t *testing.T) {
   - {name: noise_night, kind: threshold, match: {metric: LAeq}, window: 1m, agg: avg, op: ">", threshold: 55, severity: warning, active_hours: "21:00-06:00"}`)
 	var got []string
 	for m := 238; m < 242; m++ { // 13:58 .. 14:01 UTC
-		e.Windows([]window.Row{paneRow("n1", "x", "LAeq", m, 60+float64(m-238)*10, true)})
+		e.Windows(updates(paneRow("n1", "x", "LAeq", m, 60+float64(m-238)*10, true)))
 		for _, a := range e.Take(nil) {
 			got = append(got, fmt.Sprintf("%s:%s@%s", a.Rule, a.Status, a.EvalTime.In(HoChiMinh()).Format("15:04")))
 		}
@@ -222,8 +309,8 @@ func TestActiveHours(t *testing.T) {
 	}
 	e2, _ := newEngine(t, `
   - {name: noise_day, kind: threshold, match: {metric: LAeq}, window: 1m, agg: avg, op: ">", threshold: 70, severity: warning, active_hours: "06:00-21:00"}`)
-	e2.Windows([]window.Row{paneRow("n1", "x", "LAeq", 238, 75, true)})
-	e2.Windows([]window.Row{paneRow("n1", "x", "LAeq", 240, 75, true)})
+	e2.Windows(updates(paneRow("n1", "x", "LAeq", 238, 75, true)))
+	e2.Windows(updates(paneRow("n1", "x", "LAeq", 240, 75, true)))
 	if b := brief(e2.Take(nil)); b != "239:firing/warning#1 241:resolved/warning#2" {
 		t.Fatalf("a day rule must resolve when the night starts: %s", b)
 	}
@@ -350,7 +437,7 @@ func TestRestoreNeitherRepeatsNorForgets(t *testing.T) {
 	feed := func(e *Engine, from, to int, values []float64) []Alert {
 		var got []Alert
 		for m := from; m < to; m++ {
-			e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, values[m], true)})
+			e.Windows(updates(paneRow("wl-kim-long", "kim-long", "height", m, values[m], true)))
 			got = e.Take(got)
 		}
 		return got
@@ -391,7 +478,7 @@ func TestReload(t *testing.T) {
   - {name: fast, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning}`
 	e, w := newEngine(t, pendingRule+gone)
 	step := func(m int) string {
-		e.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		e.Windows(updates(paneRow("a", "x", "height", m, 2, true)))
 		w.t = base.Add(time.Duration(m+1) * time.Minute)
 		e.Tick(w.t.UnixMilli())
 		var out []string
@@ -433,7 +520,7 @@ func TestReplayGivesTheSameIDs(t *testing.T) {
 		for m := 0; m < 30; m++ {
 			w.t = base.Add(time.Duration(m) * time.Minute)
 			e.Event(cameraEvent("cam-1", m, float64(m%10)/10), w.t.UnixMilli())
-			e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, float64(m)/8, true)})
+			e.Windows(updates(paneRow("wl-kim-long", "kim-long", "height", m, float64(m)/8, true)))
 			e.Tick(w.t.UnixMilli())
 			got = e.Take(got)
 		}
@@ -454,10 +541,10 @@ func TestReloadWithOtherGroupingResolvesTheOldAlerts(t *testing.T) {
 	const bySource = `
   - {name: r, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: info, group_by: [source]}`
 	e, _ := newEngine(t, bySource)
-	e.Windows([]window.Row{paneRow("a", "x", "height", 0, 2, true)})
+	e.Windows(updates(paneRow("a", "x", "height", 0, 2, true)))
 	first := e.Take(nil)
 	e.SetRules(mustRules(t, strings.ReplaceAll(bySource, "[source]", "[area]")))
-	e.Windows([]window.Row{paneRow("a", "x", "height", 1, 2, true)})
+	e.Windows(updates(paneRow("a", "x", "height", 1, 2, true)))
 	got := e.Take(nil)
 	if len(first) != 1 || len(got) != 2 || got[0].Status != StatusResolved || got[0].ID != first[0].ID ||
 		got[1].Status != StatusFiring || got[1].Fingerprint == first[0].Fingerprint {
@@ -468,7 +555,7 @@ func TestReloadWithOtherGroupingResolvesTheOldAlerts(t *testing.T) {
 func TestAcknowledge(t *testing.T) {
 	e, w := newEngine(t, kimLongRule)
 	feed := func(m int, v float64) []Alert {
-		e.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, v, true)})
+		e.Windows(updates(paneRow("wl-kim-long", "kim-long", "height", m, v, true)))
 		return e.Take(nil)
 	}
 	fired := feed(0, 1.2)
@@ -517,7 +604,7 @@ func TestAcknowledge(t *testing.T) {
 	var want, got []Alert
 	for m := 3; m <= 5; m++ {
 		want = append(want, feed(m, 1.5)...)
-		restarted.Windows([]window.Row{paneRow("wl-kim-long", "kim-long", "height", m, 1.5, true)})
+		restarted.Windows(updates(paneRow("wl-kim-long", "kim-long", "height", m, 1.5, true)))
 		got = append(got, restarted.Take(nil)...)
 	}
 	if len(want) != 1 || len(got) != 1 || got[0].MsgID() != want[0].MsgID() || got[0].AcknowledgedBy != "Minh" ||
@@ -532,7 +619,7 @@ func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
 	ref, _ := newEngine(t, rule)
 	var want []Alert
 	for m := 0; m < 15; m++ {
-		ref.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		ref.Windows(updates(paneRow("a", "x", "height", m, 2, true)))
 		want = ref.Take(want)
 	}
 	if brief(want) != "11:firing/warning#1" {
@@ -550,7 +637,7 @@ func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
 	}
 	var got []Alert
 	for m := 6; m < 15; m++ {
-		e.Windows([]window.Row{paneRow("a", "x", "height", m, 2, true)})
+		e.Windows(updates(paneRow("a", "x", "height", m, 2, true)))
 		got = e.Take(got)
 	}
 	if brief(got) != brief(want) || got[0].ID != want[0].ID {
@@ -600,7 +687,7 @@ func TestScopeSeparatesPartitionWideGroups(t *testing.T) {
 `
 	fire := func(scope, groupBy, area string) Alert {
 		e := NewEngine(EngineConfig{Now: (&wall{base}).now, Scope: scope}, mustRules(t, fmt.Sprintf(rules, groupBy)))
-		e.Windows([]window.Row{paneRow("wl-"+area, area, "height", 0, 1.5, true)})
+		e.Windows(updates(paneRow("wl-"+area, area, "height", 0, 1.5, true)))
 		got := e.Take(nil)
 		if len(got) != 1 {
 			t.Fatalf("scope %q group_by [%s]: %d transitions, want 1", scope, groupBy, len(got))

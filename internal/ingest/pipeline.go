@@ -40,7 +40,7 @@ type Sink interface {
 // *alert.Engine implements it. It belongs to the pipeline goroutine.
 type Alerter interface {
 	Event(ev *event.Event, nowMs int64)
-	Windows(rows []window.Row)
+	Windows(ups []window.Update)
 	Tick(nowMs int64)
 	Take(dst []alert.Alert) []alert.Alert
 }
@@ -67,7 +67,6 @@ type Alerting struct {
 	Engine  Alerter
 	Deriver Deriver
 	Board   Board
-	PaneMs  int64 // the window size rules evaluate over (the smallest stored)
 	// Firing are the alerts firing at start-up (rebuilt from IOC_ALERTS),
 	// shown on the board and counted in ioc_alerts_firing.
 	Firing []alert.Alert
@@ -136,6 +135,7 @@ type Pipeline struct {
 	lastEarly time.Time
 	lastEval  time.Time
 	taken     []alert.Alert
+	ups       []window.Update
 	panes     []window.Row
 	firing    map[string]alert.Severity // by fingerprint; the writer's
 	shown     shown                     // this pipeline's share of the gauges
@@ -379,6 +379,11 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	k.received++
 	k.accepted++
 	disp, latestBefore := p.windows.Add(ev, nowMs)
+	if p.windows.HasUpdates() {
+		// Before the event itself: the panes its watermark closed come
+		// first in the stream, as they do for the alert engine.
+		p.feed(b)
+	}
 	if p.quality != nil {
 		p.quality.Event(ev, disp, latestBefore, nowMs)
 	}
@@ -465,35 +470,42 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 }
 
 // collect adds the window rows due now to the current batch and, with
-// alerting on, evaluates them.
+// alerting on, evaluates what became final.
 func (p *Pipeline) collect(now time.Time, early bool) {
 	b := p.cur
-	n := len(b.windows)
 	b.windows = p.windows.Collect(b.windows, now.UnixMilli(), early)
+	if p.windows.HasUpdates() {
+		p.feed(b) // sources gone idle
+	}
 	if p.alerts.Engine != nil {
-		p.evaluate(b, n, now)
+		p.alerts.Engine.Tick(now.UnixMilli())
+		p.publishAlerts(b)
 	}
 	p.lastEval = now
 }
 
-// evaluate gives the engine the panes collected into the batch from
-// index from on, derives the hourly rows (stored with the batch and
-// evaluated too), advances the engine clock and publishes what it decided.
-func (p *Pipeline) evaluate(b *batch, from int, now time.Time) {
-	p.panes = p.panes[:0]
-	for _, r := range b.windows[from:] {
-		if r.SizeMs == p.alerts.PaneMs {
-			p.panes = append(p.panes, r)
-		}
+// feed hands the windows' log to the alert engine, in stream order, with
+// the hourly rows it completes (stored with the batch and evaluated too).
+// The log is taken even with alerting off, so it does not grow.
+func (p *Pipeline) feed(b *batch) {
+	p.ups = p.windows.TakeUpdates(p.ups[:0])
+	if p.alerts.Engine == nil {
+		return
 	}
 	if p.alerts.Deriver != nil {
+		p.panes = p.panes[:0]
+		for i := range p.ups {
+			if !p.ups[i].Progress {
+				p.panes = append(p.panes, p.ups[i].Row)
+			}
+		}
 		n := len(b.windows)
 		b.windows = p.alerts.Deriver.Add(b.windows, p.panes)
-		p.panes = append(p.panes, b.windows[n:]...)
+		for _, r := range b.windows[n:] {
+			p.ups = append(p.ups, window.Update{Row: r})
+		}
 	}
-	p.alerts.Engine.Windows(p.panes)
-	p.alerts.Engine.Tick(now.UnixMilli())
-	p.publishAlerts(b)
+	p.alerts.Engine.Windows(p.ups)
 }
 
 // flushLoop writes sealed batches in order and acknowledges each after
