@@ -60,7 +60,7 @@ type Engine struct {
 	rules     []*ruleState
 	series    map[seriesKey]*seriesEntry
 	byEvent   map[eventKey]*keyRules // what each event key feeds, cached
-	firingEvt map[*group]*ruleState     // firing event rules, checked on Tick
+	firingEvt map[*group]*ruleState  // firing event rules, checked on Tick
 
 	maxEventMs int64 // engine clock: newest event time seen
 	wallAtMax  int64 // wall time when maxEventMs last moved

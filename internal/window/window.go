@@ -8,9 +8,11 @@
 package window
 
 import (
+	"cmp"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -91,6 +93,8 @@ type Set struct {
 	// that decided it (see Update); restoring turns it off.
 	updates   []Update
 	restoring bool
+	closing   []*slot // scratch of finalize
+	idle      []*source
 }
 
 // Update is one decision of the windows, logged in the order of the events
@@ -329,9 +333,11 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 }
 
 // finalize makes the open slots of src that due selects final, logging
-// the smallest ones.
+// the smallest ones in time order: a consumer that sees a pane final may
+// take every earlier one of the source as final too.
 func (s *Set) finalize(src *source, due func(*slot) bool) {
 	next := int64(math.MaxInt64)
+	closing := s.closing[:0]
 	for key, sl := range src.slots {
 		if sl.final {
 			continue
@@ -344,10 +350,16 @@ func (s *Set) finalize(src *source, due func(*slot) bool) {
 		sl.dirty = true // the final row is written even if nothing changed since the early one
 		s.openWindows--
 		if key.sizeIdx == 0 && !s.restoring {
-			s.logSlot(sl, src.name)
+			closing = append(closing, sl)
 		}
 	}
 	src.nextEndMs = next
+	slices.SortFunc(closing, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
+	for _, sl := range closing {
+		s.logSlot(sl, src.name)
+	}
+	clear(closing)
+	s.closing = closing[:0]
 }
 
 // progress records that src's panes ending at or before doneMs are final.
@@ -398,16 +410,23 @@ func (s *Set) TakeUpdates(dst []Update) []Update {
 // window, and when early is set every changed open window too. Rows are
 // appended to dst.
 func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
+	idle := s.idle[:0]
 	for src := range s.active {
-		if nowMs-src.lastSeenMs < s.idleMs {
-			continue
+		if nowMs-src.lastSeenMs >= s.idleMs {
+			idle = append(idle, src)
 		}
+	}
+	// By name, so that the log's order does not depend on the map's.
+	slices.SortFunc(idle, func(a, b *source) int { return cmp.Compare(a.name, b.name) })
+	for _, src := range idle {
 		// Silent for the idle timeout: nothing more is expected of its
 		// open windows, and it holds up no one waiting for its progress.
 		s.finalize(src, func(*slot) bool { return true })
 		s.progress(src, math.MaxInt64)
 		delete(s.active, src)
 	}
+	clear(idle)
+	s.idle = idle[:0]
 	for src := range s.open {
 		dst = s.collectSource(dst, src, early)
 	}
