@@ -32,6 +32,7 @@ type storedAlert struct {
 	Status         string  `json:"status"`
 	Severity       string  `json:"severity"`
 	Area           string  `json:"area"`
+	Source         string  `json:"source"`
 	Value          float64 `json:"value"`
 	Threshold      float64 `json:"threshold"`
 	EndsAt         *string `json:"endsAt"`
