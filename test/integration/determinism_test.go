@@ -180,11 +180,12 @@ func settledAlerts(t *testing.T, js jetstream.JetStream, conn driver.Conn, db st
 	return out
 }
 
-// TestSameAlertsEveryTime: one corpus, run twice: published slowly to a
-// running iocd, and as a backlog to an iocd with other batch, flush and
-// early settings that is SIGKILLed mid-drain. Both runs must publish the
-// same threshold transitions (ids, values, eval times), and every value
-// must be the rule's aggregate of window_agg FINAL at its eval time.
+// TestSameAlertsEveryTime: one corpus, run three times: published slowly
+// to a running iocd; as a backlog to an iocd with other batch, flush and
+// early settings that is SIGKILLed mid-drain; and to two partitioned
+// processes. All runs must publish the same threshold transitions (ids,
+// values, eval times), and every value must be the rule's aggregate of
+// window_agg FINAL at its eval time.
 func TestSameAlertsEveryTime(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte(determinismRules), 0o644); err != nil {
@@ -213,17 +214,42 @@ func TestSameAlertsEveryTime(t *testing.T) {
 	waitStream(t, js2)
 	boot.kill()
 	publish(t, js2, msgs)
-	d2 := newIOCD(t, ns2.url(), db2, "IOC_RULES="+rules, "IOC_EARLY_INTERVAL=7s", "IOC_BATCH_SIZE=300", "IOC_FLUSH_INTERVAL=1s")
+	// Small batches and a small prefetch make the drain take a while, so
+	// that the kill lands in its middle.
+	d2 := newIOCD(t, ns2.url(), db2, "IOC_RULES="+rules, "IOC_EARLY_INTERVAL=7s", "IOC_BATCH_SIZE=100",
+		"IOC_MAX_ACK_PENDING=200", "IOC_FLUSH_INTERVAL=1s")
 	d2.start()
-	waitFor(t, 60*time.Second, "a third of the backlog acknowledged", func() (bool, string) {
-		info := consumerInfo(t, js2)
-		return info != nil && infoFloor(info) > uint64(len(msgs)/3), "not yet"
-	})
+	var floor uint64
+	for deadline := time.Now().Add(60 * time.Second); floor < uint64(len(msgs)/2); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the backlog run acknowledged only %d messages in 60 s", floor)
+		}
+		if info := consumerInfo(t, js2); info != nil {
+			floor = infoFloor(info)
+		}
+	}
 	d2.kill()
-	t.Logf("killed the backlog run at ack floor %d of %d", infoFloor(consumerInfo(t, js2)), len(msgs))
+	if floor >= uint64(len(msgs)) {
+		t.Fatalf("the kill came after the drain (ack floor %d of %d): it proves nothing", floor, len(msgs))
+	}
+	t.Logf("killed the backlog run at ack floor %d of %d, %d transitions published", floor, len(msgs), len(readAlerts(t, js2)))
 	d2.start()
 	waitDrained(t, js2)
 	backlog := settledAlerts(t, js2, conn, db2)
+
+	// Run 3: two processes sharing the stream by area partition, each
+	// deciding for its own areas.
+	db3, _ := testDB(t)
+	ns3 := startNATS(t)
+	for _, name := range []string{"p1", "p2"} {
+		newIOCD(t, ns3.url(), db3, "IOC_RULES="+rules, fmt.Sprintf("IOC_PARTITIONS=%d", scaleParts),
+			"IOC_LEASE_TTL="+leaseTTL.String(), "IOC_INSTANCE="+name).start()
+	}
+	_, js3 := connectJS(t, ns3.url())
+	waitStream(t, js3)
+	<-publishSlowly(t, js3, msgs, 200, 50*time.Millisecond)
+	waitPartitionsDrained(t, js3)
+	partitioned := settledAlerts(t, js3, conn, db3)
 
 	perRule := map[string]int{}
 	for _, a := range slow {
@@ -236,7 +262,10 @@ func TestSameAlertsEveryTime(t *testing.T) {
 		}
 	}
 	if d := diffTransitions(slow, backlog); d != "" {
-		t.Fatalf("the two runs differ (slow − backlog):\n%s", d)
+		t.Fatalf("the slow and the backlog runs differ (slow − backlog):\n%s", d)
+	}
+	if d := diffTransitions(slow, partitioned); d != "" {
+		t.Fatalf("the single-process and the partitioned runs differ (single − partitioned):\n%s", d)
 	}
 	checkValuesAgainstWindows(t, conn, db1, slow)
 }
