@@ -712,3 +712,25 @@ func TestScopeSeparatesPartitionWideGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryFollowsTheDecisions: what a series keeps is bounded by the
+// rules' window behind the last final decision, early panes included.
+func TestHistoryFollowsTheDecisions(t *testing.T) {
+	f := newFeeder(t, `
+  - {name: r, kind: threshold, match: {metric: height}, window: 10m, agg: max, op: ">=", threshold: 5, severity: warning, early: true}`,
+		2*time.Minute)
+	for s := 0; s < 3*3600; s += 20 {
+		f.event(waterEvent(fmt.Sprint(s), "a", "x", time.Duration(s)*time.Second, 1))
+	}
+	s := f.e.series[seriesKey{"environment", "water_level", "height", "x", "a"}]
+	// 10 final panes behind the last decision, plus the ones the allowed
+	// lateness keeps open (2 min) and the pane being filled.
+	if n := len(s.panes); n > 10+3 {
+		t.Fatalf("the series keeps %d panes", n)
+	}
+	for _, p := range s.panes[:10] {
+		if !p.final {
+			t.Fatalf("a pane behind the watermark is not final: %+v", p)
+		}
+	}
+}

@@ -449,15 +449,25 @@ func aggregate(agg string, op Op, members []*seriesEntry, fromMs, toMs int64) (f
 	)
 	for _, s := range members {
 		from, to := s.span(fromMs, toMs)
+		panes := s.panes[from:to]
+		switch agg {
+		case "count", "sum", "avg":
+			// The common case, and the long windows (24 h of rain): only
+			// what it needs.
+			for i := range panes {
+				count += panes[i].count
+				sum += panes[i].sum
+			}
+			haveData = haveData || count > 0
+			continue
+		}
 		var fit slope
-		for i := from; i < to; i++ {
-			p := &s.panes[i]
+		for i := range panes {
+			p := &panes[i]
 			if p.count == 0 {
 				continue
 			}
 			haveData = true
-			count += p.count
-			sum += p.sum
 			lo, hi = math.Min(lo, p.min), math.Max(hi, p.max)
 			if p.endMs > lastEnd {
 				last, lastEnd = p.last, p.endMs // a tie between members: the first in key order
