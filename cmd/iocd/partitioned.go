@@ -17,13 +17,13 @@ import (
 	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/config"
-	"github.com/iocstream/iocstream/internal/event"
 	"github.com/iocstream/iocstream/internal/httpapi"
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/lease"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/quality"
 	"github.com/iocstream/iocstream/internal/store"
+	"github.com/iocstream/iocstream/internal/window"
 )
 
 // ackSubject carries operators' acknowledgements to every iocd: the alert
@@ -168,20 +168,17 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 		return fail(err)
 	}
 	var alerting ingest.Alerting
-	var restoreEvent func(*event.Event)
+	var windows *window.Set
 	if s.rules != nil && !rejects {
 		var engine *alert.Engine
-		alerting, engine, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), keep,
-			fmt.Sprintf("%d/%s", n, name), log)
+		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), keep,
+			fmt.Sprintf("%d/%s", n, name), floor, s.m, log)
 		if err != nil {
 			return fail(err)
 		}
 		s.rules.add(engine)
 		defer s.rules.remove(engine)
-		restoreEvent = engine.RestoreEvent
-	}
-	windows, err := restoreWindows(ctx, s.cfg, s.st, floor, keep, restoreEvent, s.m, log)
-	if err != nil {
+	} else if windows, err = restoreWindows(ctx, s.cfg, s.st, floor, keep, nil, s.m, log); err != nil {
 		return fail(err)
 	}
 	if err := fence(); err != nil {

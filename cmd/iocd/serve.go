@@ -186,26 +186,20 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return err
 	}
 	var alerting ingest.Alerting
-	var restoreEvent func(*event.Event)
+	var windows *window.Set
 	var boardAPI httpapi.Alerts
 	if rules != nil {
 		var engine *alert.Engine
-		alerting, engine, err = restoreEngine(ctx, cfg, st, js, rules.current(), nil, "", log)
+		alerting, engine, windows, err = restoreEngine(ctx, cfg, st, js, rules.current(), nil, "", ackFloor, m, log)
 		if err != nil {
 			return err
 		}
 		rules.add(engine)
-		// The stored events rebuild the windows, and tell the alert engine
-		// when each source was last seen and when a firing event alert
-		// last matched.
-		restoreEvent = engine.RestoreEvent
 		board := alert.NewBoard()
 		defer board.Close()
 		alerting.Board = board
 		boardAPI = alertAPI{board, rules.Acknowledge}
-	}
-	windows, err := restoreWindows(ctx, cfg, st, ackFloor, nil, restoreEvent, m, log)
-	if err != nil {
+	} else if windows, err = restoreWindows(ctx, cfg, st, ackFloor, nil, nil, m, log); err != nil {
 		return err
 	}
 	sources := quality.New(m.Registry)
@@ -324,13 +318,17 @@ func loadAlerting(ctx context.Context, cfg config.Config, m *metrics.Metrics, lo
 	return e, nil
 }
 
-// restoreEngine builds an alert engine and rebuilds its state: the last
-// transition of every alert from IOC_ALERTS, and the window history its
-// rules need from window_agg. keep, when set, selects the areas this
-// engine owns (a partition); scope names them in fingerprints of groups
-// keyed by neither area nor source.
+// restoreEngine builds an alert engine and the windows, and rebuilds their
+// state in the one order that works: the last transition of every alert
+// from IOC_ALERTS; the windows from the events acknowledged (which also
+// tell the engine when each source was last heard); the older window
+// history the rules need from window_agg; then the windows' exact state at
+// the ack floor, from which the engine knows what it had decided. keep,
+// when set, selects the areas this engine owns (a partition); scope names
+// them in fingerprints of groups keyed by neither area nor source.
 func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, rules []alert.Rule,
-	keep func(area string) bool, scope string, log zerolog.Logger) (ingest.Alerting, *alert.Engine, error) {
+	keep func(area string) bool, scope string, ackFloor uint64, m *metrics.Metrics,
+	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *window.Set, error) {
 	names := map[string]string{}
 	for _, a := range sim.Areas() {
 		names[a.Slug] = a.Name
@@ -346,7 +344,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	start := time.Now()
 	all, skipped, err := broker.ReadAlerts(ctx, js)
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	if keep != nil {
 		own := all[:0:0]
@@ -358,7 +356,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 		all = own
 	}
 	if err := repairAlertsTable(ctx, st, all, log); err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	last := alert.Latest(all)
 	engine.Restore(last)
@@ -367,6 +365,10 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 		if a.Status == alert.StatusFiring {
 			firing = append(firing, a)
 		}
+	}
+	windows, err := restoreWindows(ctx, cfg, st, ackFloor, keep, engine.RestoreEvent, m, log)
+	if err != nil {
+		return ingest.Alerting{}, nil, nil, err
 	}
 	// The window history of the longest rule, counted back from the newest
 	// stored window (the data's clock, not the wall clock: a replay of a
@@ -377,7 +379,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	}
 	newest, err := st.LatestWindowStart(ctx)
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	var history []window.Row
 	from := newest - int64(max(longest, 24*time.Hour).Seconds()) // 24 h: NowCast and corrections of vn_aqi
@@ -385,13 +387,15 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 		if !mine(r.Area) {
 			return
 		}
-		engine.RestorePane(r)
+		if r.StartMs+r.SizeMs <= windows.RestoredAfter(r.Source) {
+			engine.RestorePane(r) // the windows hold the newer ones as they were at the ack floor
+		}
 		if r.Kind == "environment" && r.Type == "air_quality" {
 			history = append(history, *r)
 		}
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
 	deriver.Restore(history)
 	hourly, err := st.ReadPanes(ctx, 3600, newest-int64(longest.Seconds()), []string{aqi.Metric}, func(r *window.Row) {
@@ -400,13 +404,13 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 		}
 	})
 	if err != nil {
-		return ingest.Alerting{}, nil, err
+		return ingest.Alerting{}, nil, nil, err
 	}
-	engine.WarmUp() // pending `for` timers, from the history just read
+	engine.RestoreWindows(windows.TakeUpdates(nil)) // also rebuilds pending `for` timers
 	log.Info().Int("rules", len(rules)).Int("alerts_known", len(last)).
 		Int("alerts_firing", len(firing)).Int("not_alerts_skipped", skipped).Int("panes", panes).Int("hourly_rows", hourly).
 		Dur("took", time.Since(start)).Msg("alert engine restored")
-	return ingest.Alerting{Engine: engine, Deriver: deriver, Firing: firing}, engine, nil
+	return ingest.Alerting{Engine: engine, Deriver: deriver, Firing: firing}, engine, windows, nil
 }
 
 // alertAPI is what the HTTP API serves: the live board, and

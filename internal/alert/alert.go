@@ -48,6 +48,11 @@ type Alert struct {
 	// evaluations older than it, so a replay after a restart does not
 	// repeat or undo a transition. It travels in the Ioc-Eval-Time header.
 	EvalTime time.Time `json:"-"`
+	// Early tells a threshold decision on a partial window (an early
+	// rule's), which does not stand for the final decision at its pane end:
+	// after a restart that decision is still to be taken. It travels in the
+	// Ioc-Early header.
+	Early bool `json:"-"`
 }
 
 // MsgID is the Nats-Msg-Id of the transition: JetStream drops a

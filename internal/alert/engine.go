@@ -317,7 +317,7 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 		}
 	}
 	if kr.early {
-		e.earlyEvent(k, ev, true)
+		e.earlyEvent(k, ev)
 	}
 }
 
@@ -357,9 +357,6 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
 	k, kr := e.eventRules(ev)
-	if kr.early {
-		e.earlyEvent(k, ev, false) // the open panes, as they were before the restart
-	}
 	for _, rs := range kr.events {
 		switch rs.Kind {
 		case KindAbsence:
@@ -566,7 +563,14 @@ func (e *Engine) Restore(last []Alert) {
 			continue
 		}
 		evalMs := a.EvalTime.UnixMilli()
-		g.lastEvalMs = max(g.lastEvalMs, evalMs)
+		if a.Early {
+			// Decided on a partial window: the final decision at its pane
+			// end is still to come, and what it raised stands until then.
+			// RestoreWindows adds what the windows tell was decided.
+			g.raisedMs = max(g.raisedMs, evalMs)
+		} else {
+			g.lastEvalMs = max(g.lastEvalMs, evalMs)
+		}
 		g.kind, g.typ, g.metric, g.area, g.source = a.Kind, a.Type, a.Metric, a.Area, a.Source
 		g.value, g.lastSummary, g.firingThreshold = a.Value, a.Summary, a.Threshold
 		if a.Status == StatusFiring && a.AcknowledgedBy != "" && a.AcknowledgedAt != nil {

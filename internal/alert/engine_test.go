@@ -613,7 +613,7 @@ func TestAcknowledge(t *testing.T) {
 	}
 }
 
-func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
+func TestRestoreKeepsPendingTimers(t *testing.T) {
 	const rule = `
   - {name: slow, kind: threshold, match: {metric: height}, window: 1m, agg: max, op: ">", threshold: 1, severity: warning, for: 10m}`
 	ref, _ := newEngine(t, rule)
@@ -631,7 +631,8 @@ func TestWarmUpKeepsPendingTimersAcrossARestart(t *testing.T) {
 		r := paneRow("a", "x", "height", m, 2, true)
 		e.RestorePane(&r)
 	}
-	e.WarmUp()
+	// The restored windows: source a final through minute 6.
+	e.RestoreWindows([]window.Update{{Row: window.Row{Source: "a"}, Progress: true, DoneMs: base.Add(6 * time.Minute).UnixMilli()}})
 	if got := e.Take(nil); len(got) != 0 {
 		t.Fatalf("the warm-up published %s", brief(got))
 	}

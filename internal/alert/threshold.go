@@ -182,8 +182,8 @@ func (g *group) ready(endMs int64) bool {
 }
 
 // earlyEvent adds an event to the open panes of the early rules' series
-// and, live, evaluates those rules over the panes as they are now.
-func (e *Engine) earlyEvent(k eventKey, ev *event.Event, live bool) {
+// and evaluates those rules over the panes as they are now.
+func (e *Engine) earlyEvent(k eventKey, ev *event.Event) {
 	start := floorDiv(ev.TimeMs, e.cfg.PaneMs) * e.cfg.PaneMs
 	end := start + e.cfg.PaneMs
 	for i := -1; i < len(ev.MetricNames); i++ {
@@ -202,7 +202,7 @@ func (e *Engine) earlyEvent(k eventKey, ev *event.Event, live bool) {
 		}
 		for _, rs := range s.rules {
 			g := rs.member(s)
-			if live && rs.Early && end > g.lastEvalMs {
+			if rs.Early && end > g.lastEvalMs {
 				e.evaluate(rs, g, end, false)
 			}
 		}
@@ -211,8 +211,9 @@ func (e *Engine) earlyEvent(k eventKey, ev *event.Event, live bool) {
 
 // RestorePane puts a stored final window row back into the rules' history
 // without evaluating it: at start-up a 24-hour rule must not begin with an
-// empty window. Rows not final are left out: the restored events rebuild
-// the open panes early rules read (RestoreEvent).
+// empty window. Give it only the panes the restored windows do not hold
+// (window.Set.RestoredAfter), and the derived rows; RestoreWindows brings
+// the others as they were at the ack floor.
 func (e *Engine) RestorePane(r *window.Row) {
 	if !r.Final {
 		return
@@ -227,40 +228,96 @@ func (e *Engine) RestorePane(r *window.Row) {
 	}
 }
 
-// WarmUp rebuilds the pending `for` timers of threshold rules from the
-// restored pane history (call it after Restore and RestorePane): the
-// history is evaluated again, in order, with nothing published, and a
-// group that ends up pending keeps its timer. Without it a restart would
-// restart every `for`, delaying alerts by up to that long.
-func (e *Engine) WarmUp() {
+// RestoreWindows completes a restart (after Restore, the restored events
+// and RestorePane) with the restored windows' state, which
+// window.Set.FinishRestore logs: the panes they hold, final or open, and
+// each source's progress at the ack floor. A group's pane ends that every
+// source of the group was final through were decided before the restart,
+// in order; the later final ones are due again, as they were then. The
+// pending `for` timers are rebuilt by deciding the history again, with
+// nothing published: without that a restart would restart every `for`,
+// delaying alerts by up to that long.
+func (e *Engine) RestoreWindows(ups []window.Update) {
+	e.applyPending()
+	for i := range ups {
+		u := &ups[i]
+		if u.Progress {
+			e.progressOf(u.Row.Source).doneMs = u.DoneMs
+			continue
+		}
+		s := e.seriesOf(seriesKey{u.Row.Kind, u.Row.Type, u.Row.Metric, u.Row.Area, u.Row.Source})
+		if len(s.rules) == 0 {
+			continue
+		}
+		s.put(paneOf(&u.Row))
+		for _, rs := range s.rules {
+			rs.member(s)
+		}
+	}
 	for _, rs := range e.rules {
-		if rs.Kind != KindThreshold || rs.Threshold.For == 0 {
+		if rs.Kind != KindThreshold {
 			continue
 		}
 		for _, g := range rs.groups {
-			if g.tr.state != Inactive || len(g.members) == 0 {
+			if len(g.sources) == 0 {
 				continue
 			}
-			var ends []int64
-			for s := range g.members {
+			// Every source final through doneMs: the last pane end up to it
+			// was the last one decided (a pane that comes later behind the
+			// watermark, as a late event can make one, is decided then).
+			doneMs := int64(math.MaxInt64)
+			for p := range g.sources {
+				doneMs = min(doneMs, p.doneMs)
+			}
+			decided := g.lastEvalMs
+			for _, s := range g.ordered {
 				for _, p := range s.panes {
-					ends = append(ends, p.endMs)
+					if p.final && p.endMs <= doneMs {
+						decided = max(decided, p.endMs)
+					}
 				}
 			}
-			slices.Sort(ends)
-			ends = slices.Compact(ends)
-			saved, published := *g, len(e.out)
-			for _, end := range ends {
-				e.evaluate(rs, g, end, true)
+			if rs.Threshold.For > 0 && g.tr.state == Inactive {
+				e.warmUp(rs, g, decided)
 			}
-			clear(e.out[published:])
-			e.out = e.out[:published]
-			pending, since := g.tr.state == Pending, g.tr.since
-			*g = saved
-			if pending {
-				g.tr.state, g.tr.since = Pending, since
+			g.lastEvalMs = decided
+			for _, s := range g.ordered {
+				for _, p := range s.panes {
+					if p.final && p.endMs > decided {
+						g.addDue(p.endMs)
+					}
+				}
 			}
 		}
+	}
+	for _, s := range e.series {
+		s.trim()
+	}
+}
+
+// warmUp decides a group's pane ends up to decidedMs again, silently, and
+// keeps the pending timer it ends with.
+func (e *Engine) warmUp(rs *ruleState, g *group, decidedMs int64) {
+	var ends []int64
+	for _, s := range g.ordered {
+		for _, p := range s.panes {
+			if p.final && p.endMs <= decidedMs {
+				ends = append(ends, p.endMs)
+			}
+		}
+	}
+	slices.Sort(ends)
+	ends = slices.Compact(ends)
+	saved, published := *g, len(e.out)
+	for _, end := range ends {
+		e.evaluate(rs, g, end, true)
+	}
+	clear(e.out[published:])
+	e.out = e.out[:published]
+	pending, since := g.tr.state == Pending, g.tr.since
+	*g = saved
+	if pending {
+		g.tr.state, g.tr.since = Pending, since
 	}
 }
 
@@ -431,6 +488,7 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 			g.ackBy, g.ackComment = "", "" // worse than what was acknowledged
 		}
 		e.emit(rs, g, t.Status, endMs, value, t.Threshold)
+		e.out[len(e.out)-1].Early = !final
 	}
 }
 

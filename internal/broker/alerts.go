@@ -19,6 +19,7 @@ import (
 const (
 	headerEvalTime = "Ioc-Eval-Time"
 	headerSeq      = "Ioc-Alert-Seq"
+	headerEarly    = "Ioc-Early"
 )
 
 // AlertMsg is the message of one alert transition: the contract JSON on
@@ -29,11 +30,15 @@ func AlertMsg(a *alert.Alert) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: encode alert %s: %w", a.MsgID(), err)
 	}
-	return &nats.Msg{Subject: a.Subject(), Data: data, Header: nats.Header{
+	h := nats.Header{
 		jetstream.MsgIDHeader: []string{a.MsgID()},
 		headerSeq:             []string{strconv.Itoa(a.Seq)},
 		headerEvalTime:        []string{a.EvalTime.UTC().Format(time.RFC3339Nano)},
-	}}, nil
+	}
+	if a.Early {
+		h.Set(headerEarly, "true")
+	}
+	return &nats.Msg{Subject: a.Subject(), Data: data, Header: h}, nil
 }
 
 // parseAlert reads back a message written by AlertMsg.
@@ -55,6 +60,7 @@ func parseAlert(data []byte, h nats.Header) (alert.Alert, error) {
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(headerEvalTime)); err == nil {
 		a.EvalTime = t
 	}
+	a.Early = h.Get(headerEarly) == "true"
 	return a, nil
 }
 

@@ -481,11 +481,21 @@ func (sl *slot) rows(dst []Row, key slotKey, sourceName string, sizeMs int64) []
 
 // FinishRestore forgets windows that Restore rebuilt but that lie beyond
 // their source's correction horizon: the restore query reads only back to
-// the horizon, so those may be partial and must never be written.
+// the horizon, so those may be partial and must never be written. It then
+// logs the restored state for the alert engine's RestoreWindows: every
+// smallest pane the Set holds (final or open, as the row), and each
+// source's progress, sources by name, panes in time order.
 func (s *Set) FinishRestore() {
-	for _, src := range s.sources {
+	names := make([]string, 0, len(s.sources))
+	for name := range s.sources {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		src := s.sources[name]
 		horizon := src.latestMs - s.horizonMs
 		next := int64(math.MaxInt64)
+		held := s.closing[:0]
 		for key, sl := range src.slots {
 			switch {
 			case sl.endMs <= horizon:
@@ -493,17 +503,39 @@ func (s *Set) FinishRestore() {
 					s.openWindows--
 				}
 				delete(src.slots, key)
+				continue
 			case !sl.final:
 				next = min(next, sl.endMs)
 			}
+			if key.sizeIdx == 0 {
+				held = append(held, sl)
+			}
 		}
 		src.nextEndMs = next
+		slices.SortFunc(held, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
+		for _, sl := range held {
+			for i := range sl.aggs {
+				s.logRow(&sl.aggs[i], sl, src.name)
+				s.updates[len(s.updates)-1].Row.Final = sl.final
+			}
+		}
+		clear(held)
+		s.closing = held[:0]
 		if src.doneMs != math.MinInt64 {
-			// The progress the restored events reached, for the consumers of
-			// the log (the alert engine waits for every member of a group).
 			s.updates = append(s.updates, Update{Row: Row{Source: src.name}, Progress: true, DoneMs: src.doneMs})
 		}
 	}
+}
+
+// RestoredAfter is the end after which the Set holds every smallest pane
+// of a source exactly, once restored: older panes are only in the store.
+// It is math.MaxInt64 for a source the Set does not know.
+func (s *Set) RestoredAfter(source string) int64 {
+	src, ok := s.sources[source]
+	if !ok {
+		return math.MaxInt64
+	}
+	return src.latestMs - s.horizonMs
 }
 
 // RestoreFromMs is the earliest event time Restore needs for a source whose
