@@ -117,6 +117,9 @@ func (s *fakeSink) InsertEvents(_ context.Context, rows *store.EventRows) error 
 	s.events += rows.Len()
 	return nil
 }
+func (s *fakeSink) InsertTooLate(ctx context.Context, rows *store.EventRows) error {
+	return s.InsertEvents(ctx, rows)
+}
 func (s *fakeSink) InsertRejected(context.Context, []store.Rejected) error { return nil }
 func (s *fakeSink) InsertWindows(context.Context, []window.Row) error      { return nil }
 func (s *fakeSink) InsertAlerts(context.Context, []alert.Alert) error      { return nil }

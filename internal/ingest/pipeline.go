@@ -31,6 +31,7 @@ import (
 // Sink stores what the pipeline produces; *store.Store implements it.
 type Sink interface {
 	InsertEvents(ctx context.Context, rows *store.EventRows) error
+	InsertTooLate(ctx context.Context, rows *store.EventRows) error
 	InsertRejected(ctx context.Context, rows []store.Rejected) error
 	InsertWindows(ctx context.Context, rows []window.Row) error
 	InsertAlerts(ctx context.Context, alerts []alert.Alert) error
@@ -397,7 +398,11 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 		k.dropped++
 	}
 	p.m.EventLag.Observe(float64(nowMs-ev.TimeMs) / 1000)
-	b.events.Append(ev, now.Unix(), latestBefore, seq)
+	if disp == window.Dropped {
+		b.tooLate.Append(ev, now.Unix(), latestBefore, seq)
+	} else {
+		b.events.Append(ev, now.Unix(), latestBefore, seq)
+	}
 	if p.alerts.Engine != nil {
 		p.alerts.Engine.Event(ev, nowMs)
 		p.publishAlerts(b)
@@ -544,6 +549,9 @@ func (p *Pipeline) write(ctx context.Context, b *batch) error {
 		{"alerts", &b.doneAlerts, func() error { return p.confirmAlerts(ctx, b) }},
 		{"events", &b.doneEvents, func() error {
 			return p.timed(ctx, "events", b.events.Len(), func() error { return p.sink.InsertEvents(ctx, &b.events) })
+		}},
+		{"events too late", &b.doneTooLate, func() error {
+			return p.timed(ctx, "events", b.tooLate.Len(), func() error { return p.sink.InsertTooLate(ctx, &b.tooLate) })
 		}},
 		{"rejected", &b.doneRejected, func() error {
 			return p.timed(ctx, "rejected", len(b.rejected), func() error { return p.sink.InsertRejected(ctx, b.rejected) })
@@ -741,6 +749,7 @@ type batch struct {
 	last      jetstream.Msg
 	pending   uint64
 	events    store.EventRows
+	tooLate   store.EventRows // dropped as too late: stored raw unless the id is stored already
 	rejected  []store.Rejected
 	deadKinds []string
 	windows   []window.Row
@@ -748,7 +757,7 @@ type batch struct {
 	finalRows int
 	barrier   chan struct{} // set on an empty batch: closed once all before it are written
 
-	doneAlerts, doneEvents, doneRejected, doneDead, doneWindows, doneAlertRows bool
+	doneAlerts, doneEvents, doneTooLate, doneRejected, doneDead, doneWindows, doneAlertRows bool
 }
 
 // pendingAlert is a transition on its way to JetStream.
@@ -761,10 +770,11 @@ type pendingAlert struct {
 
 func (b *batch) reset() {
 	windows := b.windows[:0]
-	events := b.events
+	events, tooLate := b.events, b.tooLate
 	events.Reset()
+	tooLate.Reset()
 	clear(b.alerts)
-	*b = batch{events: events, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0]}
+	*b = batch{events: events, tooLate: tooLate, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0]}
 }
 
 // replySeq reads the stream sequence, the consumer (delivery) sequence and

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -117,6 +118,103 @@ func (s *Store) InsertEvents(ctx context.Context, r *EventRows) error {
 		stringArrays(r.metricNames), floatArrays(r.metricValues), stringArrays(r.attrKeys), stringArrays(r.attrValues),
 		r.latestMs, r.seq,
 	})
+}
+
+// InsertTooLate writes the raw rows of events dropped as too late (older
+// than the correction horizon), except those whose id is stored already.
+// A dropped event may be a late copy of one counted long ago, whose id
+// the dedup set has forgotten: its row would replace the counted one
+// under FINAL (the table keeps the last row inserted), and a restart would
+// then rebuild the windows without it.
+func (s *Store) InsertTooLate(ctx context.Context, r *EventRows) error {
+	if r.Len() == 0 {
+		return nil
+	}
+	stored, err := s.storedIDs(ctx, r)
+	if err != nil {
+		return err
+	}
+	fresh := &EventRows{}
+	for i := range r.id {
+		if !stored[r.id[i]] {
+			fresh.copyRow(r, i)
+		}
+	}
+	return s.InsertEvents(ctx, fresh)
+}
+
+// storedIDs returns which of the rows' ids the events table holds, asking
+// by source, time range and id so that the primary key narrows the read.
+func (s *Store) storedIDs(ctx context.Context, r *EventRows) (map[string]bool, error) {
+	stored := map[string]bool{}
+	const chunk = 500 // keeps the query well under max_query_size
+	for from := 0; from < r.Len(); from += chunk {
+		to := min(from+chunk, r.Len())
+		sources := map[string]bool{}
+		var args []any
+		lo, hi := r.timeSec[from], r.timeSec[from]
+		for i := from; i < to; i++ {
+			sources[r.source[i]] = true
+			lo, hi = min(lo, r.timeSec[i]), max(hi, r.timeSec[i])
+		}
+		for src := range sources {
+			args = append(args, src)
+		}
+		nSources := len(args)
+		args = append(args, time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC())
+		for i := from; i < to; i++ {
+			args = append(args, r.id[i])
+		}
+		q := "SELECT id FROM events WHERE source IN (" + placeholders(nSources) + ") AND time >= ? AND time <= ? AND id IN (" +
+			placeholders(to-from) + ")"
+		rows, err := s.conn.Query(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: look up stored ids: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: look up stored ids: %w", err)
+			}
+			stored[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: look up stored ids: %w", err)
+		}
+	}
+	return stored, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// copyRow appends row i of src.
+func (r *EventRows) copyRow(src *EventRows, i int) {
+	r.id = append(r.id, src.id[i])
+	r.kind = append(r.kind, src.kind[i])
+	r.typ = append(r.typ, src.typ[i])
+	r.source = append(r.source, src.source[i])
+	r.area = append(r.area, src.area[i])
+	r.timeSec = append(r.timeSec, src.timeSec[i])
+	r.timeMs = append(r.timeMs, src.timeMs[i])
+	r.receivedSec = append(r.receivedSec, src.receivedSec[i])
+	if src.lat[i] != nil {
+		r.coords = append(r.coords, *src.lat[i], *src.lon[i])
+		r.lat = append(r.lat, &r.coords[0]) // fixed in InsertEvents
+		r.lon = append(r.lon, &r.coords[0])
+	} else {
+		r.lat = append(r.lat, nil)
+		r.lon = append(r.lon, nil)
+	}
+	r.metricNames = append(r.metricNames, src.metricNames[i])
+	r.metricValues = append(r.metricValues, src.metricValues[i])
+	r.attrKeys = append(r.attrKeys, src.attrKeys[i])
+	r.attrValues = append(r.attrValues, src.attrValues[i])
+	r.latestMs = append(r.latestMs, src.latestMs[i])
+	r.seq = append(r.seq, src.seq[i])
 }
 
 // stringArrays and floatArrays mark array columns to be appended row by row:

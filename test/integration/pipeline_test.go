@@ -354,3 +354,47 @@ func checkEndpoints(t *testing.T, addr string, tr truth) {
 		}
 	}
 }
+
+// TestLateCopyKeepsTheCountedRow: an event counted once and published
+// again (without Nats-Msg-Id) more than the correction horizon later is
+// dropped as too late; its raw row must not replace the counted one, or a
+// restart would rebuild the windows without the event.
+func TestLateCopyKeepsTheCountedRow(t *testing.T) {
+	db, conn, d, js := startPipeline(t)
+	baseMs := corpusBase()
+	mk := func(id string, atMs int64, v float64) message {
+		s := sample{id: id, kind: "environment", typ: "water_level", source: "wl-late-copy", area: "kim-long",
+			timeMs: atMs, metrics: map[string]float64{"height": v}}
+		return message{subject: subjectOf(s), data: encode(s)}
+	}
+	original := mk("late-copy-1", baseMs+10_000, 1.5)
+	msgs := []message{original, mk("late-copy-2", baseMs+20_000, 1.6)}
+	for i := 1; i <= 14; i++ { // 70 minutes later, well past the 1 h horizon
+		msgs = append(msgs, mk(fmt.Sprintf("late-copy-%d", i+2), baseMs+int64(i)*5*60_000, 1.7))
+	}
+	publish(t, js, msgs)
+	waitDrained(t, js)
+	publish(t, js, []message{original}) // the same event again, too late now
+	waitDrained(t, js)
+	seqOf := func() uint64 {
+		var seq uint64
+		waitFor(t, 30*time.Second, "the counted row", func() (bool, string) {
+			err := conn.QueryRow(context.Background(), "SELECT stream_seq FROM "+db+".events FINAL WHERE id = 'late-copy-1'").Scan(&seq)
+			return err == nil, fmt.Sprint(err)
+		})
+		return seq
+	}
+	if seq := seqOf(); seq != 1 {
+		t.Fatalf("events FINAL holds the late copy (stream seq %d), not the counted event (1)", seq)
+	}
+	// A restart rebuilds the first window from the stored events: still 2.
+	d.kill()
+	d.start()
+	waitFor(t, 60*time.Second, "iocd ready again", func() (bool, string) { return ready(d.http), "not ready" })
+	var count uint64
+	waitFor(t, 30*time.Second, "the first window with both events", func() (bool, string) {
+		err := conn.QueryRow(context.Background(), "SELECT count FROM "+db+".window_agg FINAL WHERE source = 'wl-late-copy' "+
+			"AND metric = 'height' AND toInt64(toUInt32(window_start)) * 1000 = ?", baseMs).Scan(&count)
+		return err == nil && count == 2, fmt.Sprintf("count %d, %v", count, err)
+	})
+}
