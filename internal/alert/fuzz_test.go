@@ -3,6 +3,7 @@ package alert
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -33,7 +34,11 @@ func FuzzParseRules(f *testing.F) {
 			}
 			return
 		}
+		plain := &Alert{Rule: "r", Kind: "k", Type: "t", Metric: "m", Area: "a", Source: "s", Op: ">", Agg: "max", Window: "1m"}
 		for _, r := range rules {
+			if out := renderSummary(r.Summary, plain, "level", nil); strings.Contains(out, "{{") {
+				t.Fatalf("accepted rule %s: summary %q renders %q", r.Name, r.Summary, out)
+			}
 			if r.Kind == KindThreshold {
 				if err := r.Threshold.Validate(); err != nil {
 					t.Fatalf("accepted rule %s cannot run: %v", r.Name, err)

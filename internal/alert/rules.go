@@ -383,7 +383,7 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 			add("op", `op is required for a threshold rule: >, >=, < or <=, in quotes (op: ">=")`)
 		case v.Style&(yaml.FoldedStyle|yaml.LiteralStyle) != 0:
 			add("op", `op must be quoted (op: ">"): an unquoted > or | starts a YAML block`)
-		case !slices.Contains([]Op{Greater, GreaterEqual, Less, LessEqual}, r.Threshold.Op):
+		case !r.Threshold.Op.valid():
 			add("op", "op %q is not one of >, >=, <, <=", d.Op)
 		default:
 			opOK = true
@@ -504,36 +504,6 @@ func parseWindow(v string, given bool, fail func(format string, args ...any)) ti
 		return x
 	}
 	return 0
-}
-
-// checkSummary reports an unknown placeholder or a {{ that is not closed,
-// as the template is read by renderSummary; "" when the summary is fine.
-func checkSummary(s string) string {
-	var unknown []string
-	for {
-		i := strings.Index(s, "{{")
-		if i < 0 {
-			break
-		}
-		j := strings.Index(s[i+2:], "}}")
-		if j < 0 {
-			return fmt.Sprintf("summary has a {{ without its closing }}: %q", s[i:])
-		}
-		name := strings.Trim(s[i+2:i+2+j], " \t\n\f\r")
-		if !slices.Contains(Placeholders, name) {
-			unknown = append(unknown, "{{"+s[i+2:i+2+j]+"}}")
-		}
-		s = s[i+2+j+2:]
-	}
-	if len(unknown) == 0 {
-		return ""
-	}
-	valid := make([]string, len(Placeholders))
-	for i, p := range Placeholders {
-		valid[i] = "{{" + p + "}}"
-	}
-	return fmt.Sprintf("summary placeholder %s is not known; the placeholders are %s",
-		strings.Join(unknown, ", "), strings.Join(valid, ", "))
 }
 
 // checkShape checks the keys of a rule mapping (known, given once,

@@ -48,6 +48,16 @@ func (op Op) Holds(value, threshold float64) bool {
 	return false
 }
 
+// valid reports whether op is one of the four comparisons; the rules file
+// and Threshold.Validate both ask it.
+func (op Op) valid() bool {
+	switch op {
+	case Greater, GreaterEqual, Less, LessEqual:
+		return true
+	}
+	return false
+}
+
 // rising is true for > and >=: higher values are worse.
 func (op Op) rising() bool { return op == Greater || op == GreaterEqual }
 
@@ -75,9 +85,7 @@ type Threshold struct {
 
 // Validate reports a ladder that cannot work.
 func (th Threshold) Validate() error {
-	switch th.Op {
-	case Greater, GreaterEqual, Less, LessEqual:
-	default:
+	if !th.Op.valid() {
 		return fmt.Errorf("op %q is not one of >, >=, <, <=", th.Op)
 	}
 	if len(th.Levels) == 0 {
