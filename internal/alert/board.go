@@ -33,9 +33,10 @@ func NewBoard() *Board {
 const maxEnded = 10_000
 
 // Apply records a published transition and passes it to the subscribers.
-// It never waits for a subscriber: the alert engine calls it on its hot
-// path, so one whose buffer is full is dropped (its channel closed) and has
-// to subscribe again, getting a fresh snapshot.
+// It never waits for a subscriber: the pipeline's writer calls it once
+// JetStream has stored the transition, before the batch's ack, so one
+// whose buffer is full is dropped (its channel closed) and has to
+// subscribe again, getting a fresh snapshot.
 func (b *Board) Apply(a Alert) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

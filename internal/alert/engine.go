@@ -41,8 +41,8 @@ type EngineConfig struct {
 }
 
 // Engine evaluates the rules over events and window panes and produces
-// alert transitions. All methods but SetRules belong to one goroutine (the
-// pipeline's): the engine needs no locks on its hot path.
+// alert transitions. All methods but SetRules and Acknowledge belong to one
+// goroutine (the pipeline's): the engine needs no locks on its hot path.
 //
 // Time inside the engine is event time: threshold rules are evaluated at
 // pane ends, event rules at event times, and resolve_after and absence

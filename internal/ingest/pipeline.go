@@ -617,7 +617,7 @@ func (p *Pipeline) timed(ctx context.Context, table string, n int, insert func()
 		return err
 	}
 	p.m.WriteTime.WithLabelValues(table).Observe(time.Since(start).Seconds())
-	p.m.RowsWriten.WithLabelValues(table).Add(float64(n))
+	p.m.RowsWritten.WithLabelValues(table).Add(float64(n))
 	return nil
 }
 

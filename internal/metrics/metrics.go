@@ -18,7 +18,7 @@ type Metrics struct {
 	Duplicate  *prometheus.CounterVec // kind
 	EventLag   prometheus.Histogram
 	Windows    *prometheus.CounterVec // final
-	RowsWriten *prometheus.CounterVec // table
+	RowsWritten *prometheus.CounterVec // table
 	WriteTime  *prometheus.HistogramVec
 	WriteErrs  *prometheus.CounterVec // table
 	DeadLetter *prometheus.CounterVec // kind
@@ -56,7 +56,7 @@ func New() *Metrics {
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 86400}}),
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_windows_written_total",
 			Help: "Window rows written to ClickHouse, by final (0 early, 1 final)."}, []string{"final"}),
-		RowsWriten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_clickhouse_rows_written_total",
+		RowsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_clickhouse_rows_written_total",
 			Help: "Rows inserted into ClickHouse, by table."}, []string{"table"}),
 		WriteTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ioc_clickhouse_write_seconds",
 			Help:    "Duration of one successful ClickHouse insert, by table.",
@@ -89,7 +89,7 @@ func New() *Metrics {
 			Help: "Partitions this process took over, by result (ok, error)."}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.Received, m.Accepted, m.Rejected, m.Late, m.Duplicate, m.EventLag, m.Windows,
-		m.RowsWriten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
+		m.RowsWritten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
 		m.AlertTransitions, m.AlertsFiring, m.RulesLoaded, m.RulesReloadOK, m.RulesReloads,
 		m.PartitionsOwned, m.Takeovers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
