@@ -11,21 +11,21 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Received   *prometheus.CounterVec // kind
-	Accepted   *prometheus.CounterVec // kind
-	Rejected   *prometheus.CounterVec // kind, reason
-	Late       *prometheus.CounterVec // kind, disposition
-	Duplicate  *prometheus.CounterVec // kind
-	EventLag   prometheus.Histogram
-	Windows    *prometheus.CounterVec // final
+	Received    *prometheus.CounterVec // kind
+	Accepted    *prometheus.CounterVec // kind
+	Rejected    *prometheus.CounterVec // kind, reason
+	Late        *prometheus.CounterVec // kind, disposition
+	Duplicate   *prometheus.CounterVec // kind
+	EventLag    prometheus.Histogram
+	Windows     *prometheus.CounterVec // final
 	RowsWritten *prometheus.CounterVec // table
-	WriteTime  *prometheus.HistogramVec
-	WriteErrs  *prometheus.CounterVec // table
-	DeadLetter *prometheus.CounterVec // kind
-	Pending    prometheus.Gauge
-	Sources    prometheus.Gauge
-	Open       prometheus.Gauge
-	Restored   prometheus.Counter
+	WriteTime   *prometheus.HistogramVec
+	WriteErrs   *prometheus.CounterVec // table
+	DeadLetter  *prometheus.CounterVec // kind
+	Pending     prometheus.Gauge
+	Sources     prometheus.Gauge
+	Open        prometheus.Gauge
+	Restored    prometheus.Counter
 
 	AlertTransitions *prometheus.CounterVec // rule, severity, status
 	AlertsFiring     *prometheus.GaugeVec   // severity
