@@ -12,13 +12,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	rulepack "github.com/iocstream/iocstream/deployments/rules"
 	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/metrics"
 )
 
-// loadRules reads and checks a rules file.
+// loadRules reads and checks a rules file, or the built-in Huế pack.
 func loadRules(file string) ([]alert.Rule, []byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := readRules(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rules file (IOC_RULES): %w", err)
 	}
@@ -27,6 +28,13 @@ func loadRules(file string) ([]alert.Rule, []byte, error) {
 		return nil, data, fmt.Errorf("rules file %s: %w", file, err)
 	}
 	return rules, data, nil
+}
+
+func readRules(file string) ([]byte, error) {
+	if file == rulepack.Builtin {
+		return rulepack.Hue, nil
+	}
+	return os.ReadFile(file)
 }
 
 // ruleSetter takes a new rule set; *alert.Engine implements it.
@@ -54,7 +62,7 @@ func watchRules(ctx context.Context, file string, loaded []byte, interval time.D
 		case <-hup:
 			why = "SIGHUP"
 		case <-tick.C:
-			data, err := os.ReadFile(file)
+			data, err := readRules(file)
 			if err != nil || bytes.Equal(data, last) {
 				continue // a file being replaced may be briefly absent
 			}

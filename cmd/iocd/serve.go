@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	rulepack "github.com/iocstream/iocstream/deployments/rules"
 	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/aqi"
 	"github.com/iocstream/iocstream/internal/broker"
@@ -311,6 +312,11 @@ func loadAlerting(ctx context.Context, cfg config.Config, m *metrics.Metrics, lo
 	if err != nil {
 		return nil, err
 	}
+	pack := cfg.Rules
+	if pack == rulepack.Builtin {
+		pack = "the Huế pack built into iocd (" + rulepack.Builtin + ")"
+	}
+	log.Info().Str("rules", pack).Int("count", len(rules)).Msg("alert rules in force")
 	m.RulesLoaded.Set(float64(len(rules)))
 	m.RulesReloadOK.Set(1)
 	e := &engines{rules: rules, set: map[*alert.Engine]struct{}{}}

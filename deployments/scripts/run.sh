@@ -66,7 +66,7 @@ cat <<MSG
   Alerts:   http://$http/api/v1/alerts   live: http://$http/api/v1/alerts/stream (SSE)
             bin/iocctl alerts [watch]    NATS subjects ioc.alerts.<severity>.<kind>.<area>
             acknowledge one: bin/iocctl --by NAME alerts ack FINGERPRINT (in parentheses after each alert)
-  Alert transitions are printed below as they happen (rules: ${IOC_RULES:-deployments/rules/hue.yaml}).
+  Alert transitions are printed below as they happen (rules: ${IOC_RULES:-the built-in Huế pack}).
   Ctrl-C stops everything cleanly.
 
 MSG

@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	rulepack "github.com/iocstream/iocstream/deployments/rules"
 	"os"
 	"reflect"
 	"strconv"
@@ -97,7 +98,7 @@ func Default() Config {
 		ClickHouseUser:     "default",
 		HTTPAddr:           ":8080",
 		HTTPOpenProbes:     true,
-		Rules:              "deployments/rules/hue.yaml",
+		Rules:              rulepack.Builtin,
 		LogLevel:           "info",
 		WindowSizes:        []Duration{Duration(time.Minute)},
 		AllowedLateness:    Duration(2 * time.Minute),
