@@ -28,7 +28,7 @@ var metricRanges = map[string]metricRange{
 	"occupancy": {0, 1, false}, "queueLength": {0, unbounded, false},
 	// environment
 	"pm25": {0, 5000, false}, "pm10": {0, 5000, false}, "no2": {0, 5000, false},
-	"so2": {0, 5000, false}, "co": {0, 5000, false}, "o3": {0, 5000, false},
+	"so2": {0, 5000, false}, "co": {0, 150_000, false}, "o3": {0, 5000, false},
 	"height": {-10, 50, false}, "precipitation": {0, 1000, false},
 	"LAeq": {0, 200, false}, "LAmax": {0, 200, false},
 	"temperature": {-50, 70, false}, "relativeHumidity": {0, 1, false}, "windSpeed": {0, 100, false},
