@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ import (
 
 // ackSubject carries operators' acknowledgements to every iocd: the alert
 // may belong to a partition another process owns.
-const ackSubject = "ioc.ctl.alerts.ack"
+const ackSubject = subject.AckRequests
 
 // ackRequest is an acknowledgement on ackSubject.
 type ackRequest struct {

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"github.com/iocstream/iocstream/internal/subject"
 	"strconv"
 	"time"
 )
@@ -61,7 +62,7 @@ func (a *Alert) MsgID() string { return a.ID + ":" + strconv.Itoa(a.Seq) }
 
 // Subject is where the transition is published.
 func (a *Alert) Subject() string {
-	return "ioc.alerts." + string(a.Severity) + "." + token(a.Kind) + "." + token(a.Area)
+	return subject.Alert(string(a.Severity), token(a.Kind), token(a.Area))
 }
 
 // token keeps a subject token valid when a field is empty (a rule grouped

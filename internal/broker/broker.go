@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -20,9 +21,9 @@ import (
 
 // Stream names of the contract.
 const (
-	EventsStream = "IOC_EVENTS"
-	AlertsStream = "IOC_ALERTS"
-	DLQStream    = "IOC_DLQ"
+	EventsStream = subject.EventsStream
+	AlertsStream = subject.AlertsStream
+	DLQStream    = subject.DLQStream
 )
 
 // StartEmbedded runs a JetStream server in this process, listening on
@@ -129,11 +130,11 @@ type StreamLimits struct {
 // stream is left as it is; differences from the wanted settings are logged.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, lim StreamLimits, log zerolog.Logger) error {
 	want := []jetstream.StreamConfig{
-		{Name: EventsStream, Subjects: []string{"ioc.events.>"}, Storage: jetstream.FileStorage,
+		{Name: EventsStream, Subjects: []string{subject.AllEvents}, Storage: jetstream.FileStorage,
 			MaxAge: lim.EventsMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream inbound events"},
-		{Name: AlertsStream, Subjects: []string{"ioc.alerts.>"}, Storage: jetstream.FileStorage,
+		{Name: AlertsStream, Subjects: []string{subject.AllAlerts}, Storage: jetstream.FileStorage,
 			MaxAge: lim.AlertsMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream alert transitions"},
-		{Name: DLQStream, Subjects: []string{"ioc.dlq.>"}, Storage: jetstream.FileStorage,
+		{Name: DLQStream, Subjects: []string{subject.AllDLQ}, Storage: jetstream.FileStorage,
 			MaxAge: lim.DLQMaxAge, Duplicates: lim.DuplicateWindow, Description: "iocstream rejected events"},
 	}
 	for _, cfg := range want {
@@ -193,7 +194,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSett
 		MaxAckPending: cs.MaxAckPending,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: "ioc.events.>",
+		FilterSubject: subject.AllEvents,
 	}
 	c, err := js.CreateOrUpdateConsumer(ctx, EventsStream, cfg)
 	if err != nil {

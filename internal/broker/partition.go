@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -35,14 +36,12 @@ func Partition(n int, tokens ...string) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// partitionPrefix is the stored subject prefix of the layout with n
-// partitions; the literal n keeps layouts with different counts apart.
-func partitionPrefix(n int) string { return "ioc.part." + strconv.Itoa(n) + "." }
+func partitionPrefix(n int) string { return subject.Partitioned(n) }
 
 // PartitionTransform is the IOC_EVENTS subject transform for n partitions.
 func PartitionTransform(n int) *jetstream.SubjectTransformConfig {
 	return &jetstream.SubjectTransformConfig{
-		Source: "ioc.events.*.*.*",
+		Source: subject.WellFormedEvents,
 		Destination: fmt.Sprintf("%s{{partition(%d,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}",
 			partitionPrefix(n), n),
 	}
@@ -52,29 +51,15 @@ func PartitionTransform(n int) *jetstream.SubjectTransformConfig {
 // used: the contract's subject check and the dead letters' original
 // subject are about what was published. Other subjects are returned as
 // they are.
-func PublishedSubject(stored string) string {
-	rest, ok := strings.CutPrefix(stored, "ioc.part.")
-	if !ok {
-		return stored
-	}
-	// Skip <N>.<p>.
-	for range 2 {
-		i := strings.IndexByte(rest, '.')
-		if i < 0 {
-			return stored
-		}
-		rest = rest[i+1:]
-	}
-	return "ioc.events." + rest
-}
+func PublishedSubject(stored string) string { return subject.Published(stored) }
 
 // RejectsFilters select the subjects the transform leaves alone: anything
 // under ioc.events.> that does not have exactly three tokens after it.
-var RejectsFilters = []string{"ioc.events.*", "ioc.events.*.*", "ioc.events.*.*.*.>"}
+var RejectsFilters = subject.MalformedEvents
 
 // legacyFilter matches well-formed events stored before the partition
 // transform was added; nothing stored after it has this shape.
-const legacyFilter = "ioc.events.*.*.*"
+const legacyFilter = subject.WellFormedEvents
 
 // PartitionFilters selects the events of partition p of n, and the events
 // stored before the switch to partitions (every area: the pipeline skips
@@ -85,13 +70,9 @@ func PartitionFilters(n, p int) []string {
 
 // ForeignLegacy reports whether subject is an event stored before the
 // switch whose area belongs to another partition than p of n.
-func ForeignLegacy(n, p int, subject string) bool {
-	rest, ok := strings.CutPrefix(subject, "ioc.events.")
-	if !ok {
-		return false
-	}
-	tok := strings.Split(rest, ".")
-	return len(tok) == 3 && Partition(n, tok[1]) != p
+func ForeignLegacy(n, p int, stored string) bool {
+	_, area, _, ok := subject.ParseEvent(stored)
+	return ok && Partition(n, area) != p
 }
 
 // EnsurePartitioned adds the partition transform to IOC_EVENTS when it is

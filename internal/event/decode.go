@@ -2,6 +2,7 @@ package event
 
 import (
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -419,26 +420,6 @@ type subjectTokens struct {
 }
 
 func splitSubject(s string) subjectTokens {
-	const prefix = "ioc.events."
-	if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
-		return subjectTokens{}
-	}
-	rest := s[len(prefix):]
-	var tok [3]string
-	n := 0
-	start := 0
-	for i := 0; i <= len(rest); i++ {
-		if i == len(rest) || rest[i] == '.' {
-			if n == 3 {
-				return subjectTokens{}
-			}
-			tok[n] = rest[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	if n != 3 {
-		return subjectTokens{kind: tok[0]}
-	}
-	return subjectTokens{kind: tok[0], area: tok[1], source: tok[2], ok: true}
+	kind, area, source, ok := subject.ParseEvent(s)
+	return subjectTokens{kind: kind, area: area, source: source, ok: ok}
 }

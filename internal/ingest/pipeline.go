@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -715,7 +716,7 @@ func (p *Pipeline) publishDead(ctx context.Context, b *batch) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(b.rejected))
 	for i, r := range b.rejected {
 		seq := strconv.FormatUint(r.StreamSeq, 10)
-		msg := &nats.Msg{Subject: "ioc.dlq." + b.deadKinds[i], Data: r.Payload, Header: nats.Header{
+		msg := &nats.Msg{Subject: subject.DeadLetter(b.deadKinds[i]), Data: r.Payload, Header: nats.Header{
 			"Ioc-Reject-Reason":    []string{r.Reason},
 			"Ioc-Reject-Detail":    []string{r.Detail},
 			"Ioc-Original-Subject": []string{r.Subject},

@@ -1,6 +1,10 @@
 package sim
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/iocstream/iocstream/internal/subject"
+)
 
 // invalid turns the scratch event (a valid reading just produced by tick)
 // into a message the processor must reject, with exactly one defect so that
@@ -69,7 +73,7 @@ func (g *Generator) invalid() Message {
 	case ReasonUnknownKind:
 		kinds := [...]string{"satellite", "drone", "parking", "smart_meter"}
 		e.kind = kinds[rng.IntN(len(kinds))]
-		m.Subject = "ioc.events." + e.kind + "." + e.area + "." + e.source
+		m.Subject = subject.Event(e.kind, e.area, e.source)
 
 	case ReasonUnknownType:
 		var types []string
@@ -98,7 +102,7 @@ func (g *Generator) invalid() Message {
 				kind = kinds[rng.IntN(len(kinds))]
 			}
 		}
-		m.Subject = "ioc.events." + kind + "." + area + "." + source
+		m.Subject = subject.Event(kind, area, source)
 
 	case ReasonMetricOutOfRange:
 		g.outOfRange(e)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"github.com/iocstream/iocstream/internal/subject"
 	"math/rand/v2"
 	"strconv"
 )
@@ -46,7 +47,7 @@ func newDevice(class deviceClass, kind, typ, source, area string, lat, lon float
 		typ:      typ,
 		source:   source,
 		area:     area,
-		subject:  "ioc.events." + kind + "." + area + "." + source,
+		subject:  subject.Event(kind, area, source),
 		lat:      round(lat, 5),
 		lon:      round(lon, 5),
 		periodMs: periodMs,

@@ -7,6 +7,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/subject"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -188,7 +189,7 @@ func New(cfg Config) (*Generator, error) {
 	g.runTag = strconv.FormatUint(g.runKey>>40, 16)
 
 	for i := range areaTable {
-		g.fbSubjects[i] = "ioc.events.feedback." + areaTable[i].Slug + "." + feedbackSource
+		g.fbSubjects[i] = subject.Event("feedback", areaTable[i].Slug, feedbackSource)
 		// Citizens of the central wards use Hue-S most.
 		w := 1
 		switch {
