@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/city"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -27,7 +28,6 @@ import (
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/quality"
-	"github.com/iocstream/iocstream/internal/sim"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
 	"github.com/iocstream/iocstream/schemas"
@@ -336,7 +336,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	keep func(area string) bool, scope string, ackFloor uint64, m *metrics.Metrics,
 	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *window.Set, error) {
 	names := map[string]string{}
-	for _, a := range sim.Areas() {
+	for _, a := range city.Areas() {
 		names[a.Slug] = a.Name
 	}
 	paneSec := uint32(cfg.WindowSizes[0].D().Seconds())

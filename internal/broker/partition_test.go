@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/city"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/iocstream/iocstream/internal/sim"
 )
 
 // Tests of partitioned mode (docs/scale-out.md §1–2) against a real
@@ -120,7 +120,7 @@ func streamTransform(t *testing.T, js jetstream.JetStream) *jetstream.SubjectTra
 
 func slugs() []string {
 	var out []string
-	for _, a := range sim.Areas() {
+	for _, a := range city.Areas() {
 		out = append(out, a.Slug)
 	}
 	return out

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"github.com/iocstream/iocstream/internal/city"
 	"strings"
 
 	"github.com/iocstream/iocstream/internal/subject"
@@ -93,7 +94,7 @@ func (g *Generator) invalid() Message {
 		kind, area, source := e.kind, e.area, e.source
 		switch rng.IntN(3) {
 		case 0:
-			area = areaTable[(areaIndex(area)+1+rng.IntN(len(areaTable)-1))%len(areaTable)].Slug
+			area = city.At((city.Index(area) + 1 + rng.IntN(city.Count-1)) % city.Count).Slug
 		case 1:
 			source += "-x"
 		default:

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"github.com/iocstream/iocstream/internal/city"
 	"github.com/iocstream/iocstream/internal/subject"
 	"math/rand/v2"
 	"strconv"
@@ -57,14 +58,14 @@ func newDevice(class deviceClass, kind, typ, source, area string, lat, lon float
 // placeIn returns a point near the centre of an area, so devices of one
 // area do not all sit on the same coordinates.
 func placeIn(rng *rand.Rand, slug string, spread float64) (lat, lon float64) {
-	a := areaTable[areaIndex(slug)]
+	a := city.At(city.Index(slug))
 	return a.Lat + (rng.Float64()*2-1)*spread, a.Lon + (rng.Float64()*2-1)*spread
 }
 
-// city builds the device population. Names and placements are fictional but
+// population builds the device population. Names and placements are fictional but
 // plausible; the river gauges sit where the real Kim Long and Phú Ốc gauges
 // are.
-func city(rng *rand.Rand, sc Scenario) (devices, cameras []*device) {
+func population(rng *rand.Rand, sc Scenario) (devices, cameras []*device) {
 	add := func(d *device) *device {
 		devices = append(devices, d)
 		return d

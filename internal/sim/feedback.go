@@ -1,6 +1,10 @@
 package sim
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/iocstream/iocstream/internal/city"
+)
 
 // Hue-S citizen reports. Real volume is about 100 new reports a day; the
 // simulator files about 240 (fewer at night) so that they show up in a demo,
@@ -77,7 +81,7 @@ func (g *Generator) newReport() *report {
 		urgentChance = 0.3
 	}
 	r.urgent = g.rng.Float64() < urgentChance
-	a := areaTable[r.area]
+	a := city.At(r.area)
 	r.lat = round(a.Lat+(g.rng.Float64()*2-1)*0.01, 5)
 	r.lon = round(a.Lon+(g.rng.Float64()*2-1)*0.01, 5)
 	r.em = emitter{what: emitReportUpdate, rep: r}
@@ -129,7 +133,7 @@ func (g *Generator) reportDelay(r *report) int64 {
 
 func (g *Generator) emitReport(r *report) {
 	c := feedbackCategories[r.category]
-	e := g.begin(g.fbSubjects[r.area], "feedback", c.slug, feedbackSource, areaTable[r.area].Slug, r.lat, r.lon)
+	e := g.begin(g.fbSubjects[r.area], "feedback", c.slug, feedbackSource, city.At(r.area).Slug, r.lat, r.lon)
 	e.addAttr("report_id", r.id)
 	e.addAttr("status", statusNames[r.status])
 	e.addAttr("channel", r.channel)

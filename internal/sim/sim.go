@@ -7,6 +7,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/city"
 	"github.com/iocstream/iocstream/internal/subject"
 	"math"
 	"math/rand/v2"
@@ -133,7 +134,7 @@ type Generator struct {
 	cameras      []*device
 	nominal      float64
 
-	fbSubjects  [len(areaTable)]string
+	fbSubjects  [city.Count]string
 	areaWeights []int
 
 	ev  event
@@ -188,8 +189,8 @@ func New(cfg Config) (*Generator, error) {
 	g.runKey = runKey(cfg)
 	g.runTag = strconv.FormatUint(g.runKey>>40, 16)
 
-	for i := range areaTable {
-		g.fbSubjects[i] = subject.Event("feedback", areaTable[i].Slug, feedbackSource)
+	for i := range city.Count {
+		g.fbSubjects[i] = subject.Event("feedback", city.At(i).Slug, feedbackSource)
 		// Citizens of the central wards use Hue-S most.
 		w := 1
 		switch {
@@ -201,7 +202,7 @@ func New(cfg Config) (*Generator, error) {
 		g.areaWeights = append(g.areaWeights, w)
 	}
 
-	devices, cameras := city(g.rng, cfg.Scenario)
+	devices, cameras := population(g.rng, cfg.Scenario)
 	g.cameras = cameras
 	for _, d := range devices {
 		g.push(&emitter{at: g.start + g.rng.Int64N(d.periodMs), what: emitDevice, dev: d})

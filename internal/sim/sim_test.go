@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/iocstream/iocstream/internal/city"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -342,7 +343,7 @@ func checkValid(m Message) error {
 	if knownTypes[ev.Kind] == nil || !knownTypes[ev.Kind][ev.Type] {
 		return fmt.Errorf("unknown kind/type %s/%s", ev.Kind, ev.Type)
 	}
-	if !sourceRE.MatchString(ev.Source) || !areaRE.MatchString(ev.Area) || areaIndex(ev.Area) < 0 {
+	if !sourceRE.MatchString(ev.Source) || !areaRE.MatchString(ev.Area) || city.Index(ev.Area) < 0 {
 		return fmt.Errorf("bad source %q or area %q", ev.Source, ev.Area)
 	}
 	if want := "ioc.events." + ev.Kind + "." + ev.Area + "." + ev.Source; m.Subject != want {
@@ -630,24 +631,6 @@ func TestAppendTime(t *testing.T) {
 		if got := string(appendTime(nil, ms)); got != want {
 			t.Fatalf("appendTime(%d) = %s, want %s", ms, got, want)
 		}
-	}
-}
-
-func TestAreas(t *testing.T) {
-	areas := Areas()
-	if len(areas) != 40 {
-		t.Fatalf("%d areas, want 40", len(areas))
-	}
-	seen := map[string]bool{}
-	for _, a := range areas {
-		if !areaRE.MatchString(a.Slug) || seen[a.Slug] || a.Name == "" {
-			t.Errorf("bad or repeated area %+v", a)
-		}
-		seen[a.Slug] = true
-	}
-	areas[0].Slug = "changed"
-	if Areas()[0].Slug == "changed" {
-		t.Fatal("Areas exposes its backing array")
 	}
 }
 

@@ -28,7 +28,7 @@ func TestPublished(t *testing.T) {
 	for in, want := range map[string]string{
 		Partitioned(8) + "5.environment.kim-long.wl-kim-long": "ioc.events.environment.kim-long.wl-kim-long",
 		"ioc.events.environment.kim-long.wl-kim-long":         "ioc.events.environment.kim-long.wl-kim-long",
-		"ioc.part.8":                                          "ioc.part.8",
+		"ioc.part.8": "ioc.part.8",
 	} {
 		if got := Published(in); got != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)

@@ -1,4 +1,8 @@
-package sim
+// Package city is Huế's table of areas: the 40 wards and communes with
+// their slugs (the events' area token), Vietnamese names and approximate
+// centres, used by the simulator, the alert engine ({{area_name}}) and the
+// console.
+package city
 
 // Area is one of the 40 wards (phường) and communes (xã) of Huế city since
 // 1 July 2025, with its slug (the event's area token), Vietnamese display name
@@ -14,7 +18,7 @@ type Area struct {
 //
 // The coordinates are approximate centres good enough for a map of simulated
 // devices; they are not survey data.
-var areaTable = [...]Area{
+var areaTable = [Count]Area{
 	// Wards (phường).
 	{"phu-xuan", "Phú Xuân", 16.4700, 107.5790},
 	{"kim-long", "Kim Long", 16.4640, 107.5560},
@@ -59,6 +63,9 @@ var areaTable = [...]Area{
 	{"long-quang", "Long Quảng", 16.3300, 107.6500},
 }
 
+// Count is the number of areas.
+const Count = 40
+
 // Areas returns the 40 areas of Huế city, wards first.
 func Areas() []Area {
 	out := make([]Area, len(areaTable))
@@ -66,8 +73,11 @@ func Areas() []Area {
 	return out
 }
 
-// areaIndex returns the index of slug in areaTable, or -1.
-func areaIndex(slug string) int {
+// At returns the area at index i of Areas.
+func At(i int) Area { return areaTable[i] }
+
+// Index returns the index of slug in Areas, or -1.
+func Index(slug string) int {
 	for i := range areaTable {
 		if areaTable[i].Slug == slug {
 			return i
