@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
 )
 
 // Tests of partitioned mode (docs/scale-out.md §1–2) against a real

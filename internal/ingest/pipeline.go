@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/iocstream/iocstream/internal/subject"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +118,7 @@ type Pipeline struct {
 	dec     *event.Decoder
 	windows *window.Set
 	sink    Sink
-	dlq     Publisher
+	js      Publisher // dead letters and alert transitions
 	alerts  Alerting
 	quality Telemetry // may be nil
 	m       *metrics.Metrics
@@ -147,16 +145,16 @@ type Pipeline struct {
 	running atomic.Bool
 }
 
-// New builds a pipeline; windows may already hold restored state. dlq
-// also carries the alert transitions.
-func New(cfg Config, windows *window.Set, sink Sink, dlq Publisher, alerts Alerting, quality Telemetry, m *metrics.Metrics,
+// New builds a pipeline; windows may already hold restored state. js
+// publishes the dead letters and the alert transitions.
+func New(cfg Config, windows *window.Set, sink Sink, js Publisher, alerts Alerting, quality Telemetry, m *metrics.Metrics,
 	log zerolog.Logger) *Pipeline {
 	p := &Pipeline{
 		cfg:     cfg,
 		dec:     event.NewDecoder(cfg.MaxFutureSkew.Milliseconds()),
 		windows: windows,
 		sink:    sink,
-		dlq:     dlq,
+		js:      js,
 		alerts:  alerts,
 		quality: quality,
 		m:       m,
@@ -349,7 +347,7 @@ func cancelled() context.Context {
 // duplicate → counted only, otherwise → raw row and windows. It returns
 // false, leaving the message alone, when a delivery before it was lost.
 func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
-	seq, cseq, pending := replySeq(msg.Reply())
+	seq, cseq, pending := broker.AckSeqs(msg.Reply())
 	// After a reset the server delivers from consumer sequence 1. A first
 	// delivery with a higher one means an older pull request, still open
 	// on the server after Stop, took the first redeliveries: acking past
@@ -431,7 +429,7 @@ func (p *Pipeline) publishAlert(a *alert.Alert) (jetstream.PubAckFuture, error) 
 	if err != nil {
 		return nil, err
 	}
-	return p.dlq.PublishMsgAsync(msg)
+	return p.js.PublishMsgAsync(msg)
 }
 
 // decode runs the decoder and turns a panic (a bug, never expected) into a
@@ -637,16 +635,11 @@ func (p *Pipeline) confirmAlerts(ctx context.Context, b *batch) error {
 				return fmt.Errorf("publish alert %s: %w", pa.alert.MsgID(), pa.err)
 			}
 		}
-		select {
-		case <-pa.future.Ok():
-		case err := <-pa.future.Err():
-			pa.future = nil
-			return fmt.Errorf("alert %s not stored: %w", pa.alert.MsgID(), err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			pa.future = nil
-			return fmt.Errorf("alert %s: no ack from JetStream in 10 s", pa.alert.MsgID())
+		if err := broker.AwaitAck(ctx, pa.future, "alert "+pa.alert.MsgID()); err != nil {
+			if ctx.Err() == nil {
+				pa.future = nil // published again by the next attempt
+			}
+			return err
 		}
 		pa.stored = true
 		a := &pa.alert
@@ -715,31 +708,17 @@ func (p *Pipeline) hideGauges() {
 func (p *Pipeline) publishDead(ctx context.Context, b *batch) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(b.rejected))
 	for i, r := range b.rejected {
-		seq := strconv.FormatUint(r.StreamSeq, 10)
-		msg := &nats.Msg{Subject: subject.DeadLetter(b.deadKinds[i]), Data: r.Payload, Header: nats.Header{
-			"Ioc-Reject-Reason":    []string{r.Reason},
-			"Ioc-Reject-Detail":    []string{r.Detail},
-			"Ioc-Original-Subject": []string{r.Subject},
-			"Ioc-Stream-Seq":       []string{seq},
-			"Nats-Msg-Id":          []string{"dlq:" + seq},
-		}}
-		f, err := p.dlq.PublishMsgAsync(msg)
+		f, err := p.js.PublishMsgAsync(broker.DeadLetter(b.deadKinds[i], r.Reason, r.Detail, r.Subject, r.StreamSeq, r.Payload))
 		if err != nil {
-			return fmt.Errorf("publish dead letter for stream seq %s: %w", seq, err)
+			return fmt.Errorf("publish dead letter for stream seq %d: %w", r.StreamSeq, err)
 		}
 		futures = append(futures, f)
 	}
 	for i, f := range futures {
-		select {
-		case <-f.Ok():
-			p.m.DeadLetter.WithLabelValues(b.deadKinds[i]).Inc()
-		case err := <-f.Err():
-			return fmt.Errorf("dead letter for stream seq %d not stored: %w", b.rejected[i].StreamSeq, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("dead letter for stream seq %d: no ack from JetStream in 10 s", b.rejected[i].StreamSeq)
+		if err := broker.AwaitAck(ctx, f, fmt.Sprintf("dead letter for stream seq %d", b.rejected[i].StreamSeq)); err != nil {
+			return err
 		}
+		p.m.DeadLetter.WithLabelValues(b.deadKinds[i]).Inc()
 	}
 	return nil
 }
@@ -776,32 +755,4 @@ func (b *batch) reset() {
 	tooLate.Reset()
 	clear(b.alerts)
 	*b = batch{events: events, tooLate: tooLate, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0]}
-}
-
-// replySeq reads the stream sequence, the consumer (delivery) sequence and
-// the pending count from a JetStream ack subject without allocating:
-// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
-// the longer form with domain and account hash (two more tokens first).
-func replySeq(reply string) (seq, cseq, pending uint64) {
-	var tok [12]string
-	n, start := 0, 0
-	for i := 0; i <= len(reply) && n < len(tok); i++ {
-		if i == len(reply) || reply[i] == '.' {
-			tok[n] = reply[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	off := 0
-	switch {
-	case n == 9:
-	case n >= 11:
-		off = 2
-	default:
-		return 0, 0, 0
-	}
-	seq, _ = strconv.ParseUint(tok[5+off], 10, 64)
-	cseq, _ = strconv.ParseUint(tok[6+off], 10, 64)
-	pending, _ = strconv.ParseUint(tok[8+off], 10, 64)
-	return seq, cseq, pending
 }

@@ -1,8 +1,8 @@
-package ingest
+package broker
 
 import "testing"
 
-func TestReplySeq(t *testing.T) {
+func TestAckSeqs(t *testing.T) {
 	tests := []struct {
 		reply              string
 		seq, cseq, pending uint64
@@ -14,9 +14,9 @@ func TestReplySeq(t *testing.T) {
 		{"", 0, 0, 0},
 	}
 	for _, tt := range tests {
-		seq, cseq, pending := replySeq(tt.reply)
+		seq, cseq, pending := AckSeqs(tt.reply)
 		if seq != tt.seq || cseq != tt.cseq || pending != tt.pending {
-			t.Errorf("replySeq(%q) = %d, %d, %d; want %d, %d, %d", tt.reply, seq, cseq, pending, tt.seq, tt.cseq, tt.pending)
+			t.Errorf("AckSeqs(%q) = %d, %d, %d; want %d, %d, %d", tt.reply, seq, cseq, pending, tt.seq, tt.cseq, tt.pending)
 		}
 	}
 }
