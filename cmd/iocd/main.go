@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/config"
+	"github.com/iocstream/iocstream/internal/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,9 +69,9 @@ func run(args []string) int {
 	defer stop()
 	switch cmd {
 	case "migrate":
-		err = migrate(ctx, cfg, log)
+		err = daemon.Migrate(ctx, cfg, log)
 	default:
-		err = serve(ctx, cfg, log)
+		err = daemon.Serve(ctx, cfg, buildVersion(), log)
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

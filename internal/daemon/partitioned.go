@@ -1,15 +1,16 @@
-package main
+package daemon
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/iocstream/iocstream/internal/subject"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/iocstream/iocstream/internal/subject"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
