@@ -210,3 +210,70 @@ func TakeOver(ctx context.Context, js jetstream.JetStream, prefix string, epoch 
 		Msg("took over partition consumer")
 	return &Consumer{js: js, cfg: cfg, cons: c, pre: max(cs.Prefetch, 1), log: log}, nil
 }
+
+// Share is one lease of the layout with N partitions: partition P, or the
+// rejects share that dead-letters the malformed subjects the transform
+// leaves alone. Its key, consumer names, scope and filters are built here
+// and nowhere else; they name durable state, so they never change.
+type Share struct {
+	N, P    int
+	Rejects bool
+}
+
+// Shares lists the leases of n partitions: every partition, then rejects.
+func Shares(n int) []Share {
+	out := make([]Share, 0, n+1)
+	for p := range n {
+		out = append(out, Share{N: n, P: p})
+	}
+	return append(out, Share{N: n, Rejects: true})
+}
+
+// ParseShare reads a lease key of the layout with n partitions.
+func ParseShare(n int, key string) (Share, error) {
+	name, ok := strings.CutPrefix(key, "part."+strconv.Itoa(n)+".")
+	if ok && name == "rejects" {
+		return Share{N: n, Rejects: true}, nil
+	}
+	p, err := strconv.Atoi(name)
+	if !ok || err != nil || p < 0 || p >= n || strconv.Itoa(p) != name {
+		return Share{}, fmt.Errorf("lease key %q is not a partition of %d", key, n)
+	}
+	return Share{N: n, P: p}, nil
+}
+
+func (s Share) name() string {
+	if s.Rejects {
+		return "rejects"
+	}
+	return strconv.Itoa(s.P)
+}
+
+// Key is the lease key: part.<N>.<p> or part.<N>.rejects.
+func (s Share) Key() string { return "part." + strconv.Itoa(s.N) + "." + s.name() }
+
+// String names the share in logs: <p> or rejects.
+func (s Share) String() string { return s.name() }
+
+// ConsumerPrefix starts the name of every consumer of the share (one per
+// ownership period, see TakeOver).
+func (s Share) ConsumerPrefix() string { return "iocd-p" + strconv.Itoa(s.N) + "-" + s.name() + "-" }
+
+// Scope names the share in the fingerprints of alert groups keyed by
+// neither area nor source.
+func (s Share) Scope() string { return strconv.Itoa(s.N) + "/" + s.name() }
+
+// Filters are the subjects the share's consumer reads.
+func (s Share) Filters() []string {
+	if s.Rejects {
+		return RejectsFilters
+	}
+	return PartitionFilters(s.N, s.P)
+}
+
+// Owns reports whether an area's events are the share's.
+func (s Share) Owns(area string) bool { return !s.Rejects && Partition(s.N, area) == s.P }
+
+// Foreign reports whether a stored subject is an event of another share
+// stored before the switch to partitions (see ForeignLegacy).
+func (s Share) Foreign(stored string) bool { return !s.Rejects && ForeignLegacy(s.N, s.P, stored) }

@@ -860,3 +860,37 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestShares: the names a share gives to durable state (lease keys,
+// consumer names, fingerprint scopes) are stable, and every key reads back.
+func TestShares(t *testing.T) {
+	shares := Shares(8)
+	if len(shares) != 9 || !shares[8].Rejects {
+		t.Fatalf("shares of 8: %v", shares)
+	}
+	p5 := shares[5]
+	if p5.Key() != "part.8.5" || p5.ConsumerPrefix() != "iocd-p8-5-" || p5.Scope() != "8/5" ||
+		!slices.Equal(p5.Filters(), PartitionFilters(8, 5)) {
+		t.Errorf("partition 5: %s %s %s %v", p5.Key(), p5.ConsumerPrefix(), p5.Scope(), p5.Filters())
+	}
+	rej := shares[8]
+	if rej.Key() != "part.8.rejects" || rej.ConsumerPrefix() != "iocd-p8-rejects-" || !slices.Equal(rej.Filters(), RejectsFilters) ||
+		rej.Owns("kim-long") || rej.Foreign("ioc.events.environment.kim-long.wl-kim-long") {
+		t.Errorf("rejects: %s %s %v", rej.Key(), rej.ConsumerPrefix(), rej.Filters())
+	}
+	for _, sh := range shares {
+		got, err := ParseShare(8, sh.Key())
+		if err != nil || got != sh {
+			t.Errorf("%s reads back as %v, %v", sh.Key(), got, err)
+		}
+	}
+	for _, key := range []string{"part.8.8", "part.8.-1", "part.16.3", "part.8.05", "part.8.", "other"} {
+		if _, err := ParseShare(8, key); err == nil {
+			t.Errorf("%q accepted", key)
+		}
+	}
+	kimLong := Partition(8, "kim-long")
+	if !shares[kimLong].Owns("kim-long") || shares[(kimLong+1)%8].Owns("kim-long") {
+		t.Error("a share must own exactly its areas")
+	}
+}

@@ -205,20 +205,15 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 	sources := quality.New(m.Registry)
 	pipe := ingest.New(pipelineConfig(cfg), windows, st, js, alerting, sources, m, log)
 
-	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
-		{Name: "pipeline", Run: func(context.Context) error {
-			if !pipe.Healthy() {
-				return errors.New("consumer not bound or ClickHouse writes failing")
-			}
-			return nil
-		}},
-	}, boardAPI, cfg.Pprof, log)
+	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "pipeline", Run: func(context.Context) error {
+		if !pipe.Healthy() {
+			return errors.New("consumer not bound or ClickHouse writes failing")
+		}
+		return nil
+	}}, boardAPI, sources, pipe.Pending, log)
 	if err != nil {
 		return err
 	}
-	api.HandleSources(sources, pipe.Pending)
-	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
-	go api.Serve()
 	defer shutdownAPI(api)
 
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Strs("clickhouse", cfg.ClickHouseAddr).
@@ -235,6 +230,22 @@ func pipelineConfig(cfg config.Config) ingest.Config {
 		BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval.D(), EarlyInterval: cfg.EarlyInterval.D(),
 		EvalInterval: 100 * time.Millisecond, MaxFutureSkew: cfg.MaxFutureSkew.D(), ShutdownTimeout: cfg.ShutdownTimeout.D(),
 	}
+}
+
+// startAPI serves the HTTP API: the probes (NATS, ClickHouse and the
+// pipelines' own check), the alert board, the sources' quality, behind the
+// bearer tokens.
+func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.Store, pipelines httpapi.Check,
+	board httpapi.Alerts, sources httpapi.Sources, pending func() float64, log zerolog.Logger) (*httpapi.Server, error) {
+	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
+		pipelines}, board, cfg.Pprof, log)
+	if err != nil {
+		return nil, err
+	}
+	api.HandleSources(sources, pending)
+	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
+	go api.Serve()
+	return api, nil
 }
 
 func natsCheck(nc *nats.Conn) httpapi.Check {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,11 +69,10 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 	}
 	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, sources: quality.New(m.Registry), m: m, log: log,
 		live: map[string]running{}}
-	keys := make([]string, 0, n+1)
-	for p := range n {
-		keys = append(keys, fmt.Sprintf("part.%d.%d", n, p))
+	var keys []string
+	for _, sh := range broker.Shares(n) {
+		keys = append(keys, sh.Key())
 	}
-	keys = append(keys, fmt.Sprintf("part.%d.rejects", n))
 	mgr, err := lease.New(setupCtx, js, lease.Config{Instance: cfg.Instance, TTL: cfg.LeaseTTL.D(),
 		Replicas: cfg.StreamReplicas, Keys: keys}, s.work, log)
 	if err != nil {
@@ -113,14 +111,10 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 		}}
 	}
 
-	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
-		{Name: "partitions", Run: s.healthy}}, boardAPI, cfg.Pprof, log)
+	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy}, boardAPI, s, s.pending, log)
 	if err != nil {
 		return err
 	}
-	api.HandleSources(s, s.pending)
-	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
-	go api.Serve()
 	defer shutdownAPI(api)
 
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Int("partitions", n).
@@ -136,30 +130,17 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 // work owns one partition (or the rejects share) until ctx ends or the
 // lease is lost.
 func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lease.Fence) error {
-	n := s.cfg.Partitions
-	name := strings.TrimPrefix(key, fmt.Sprintf("part.%d.", n))
-	log := s.log.With().Str("partition", name).Logger()
-	start := time.Now()
-	var filters []string
-	var keep func(area string) bool
-	rejects := name == "rejects"
-	if rejects {
-		// Only malformed subjects: nothing to restore, no windows.
-		filters = broker.RejectsFilters
-		keep = func(string) bool { return false }
-	} else {
-		p, err := strconv.Atoi(name)
-		if err != nil || p < 0 || p >= n {
-			return fmt.Errorf("lease key %q is not a partition of %d", key, n)
-		}
-		filters = broker.PartitionFilters(n, p)
-		keep = func(area string) bool { return broker.Partition(n, area) == p }
+	share, err := broker.ParseShare(s.cfg.Partitions, key)
+	if err != nil {
+		return err
 	}
+	log := s.log.With().Stringer("partition", share).Logger()
+	start := time.Now()
 	fail := func(err error) error {
 		s.m.Takeovers.WithLabelValues("error").Inc()
 		return err
 	}
-	cons, err := broker.TakeOver(ctx, s.js, fmt.Sprintf("iocd-p%d-%s-", n, name), epoch, filters, s.cfg.Consumer,
+	cons, err := broker.TakeOver(ctx, s.js, share.ConsumerPrefix(), epoch, share.Filters(), s.cfg.Consumer,
 		broker.ConsumerSettings{MaxAckPending: s.cfg.MaxAckPending, AckWait: s.cfg.AckWait.D(),
 			Prefetch: min(s.cfg.BatchSize, 10_000)}, log)
 	if err != nil {
@@ -171,16 +152,18 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	}
 	var alerting ingest.Alerting
 	var windows *window.Set
-	if s.rules != nil && !rejects {
+	// The rejects share reads only malformed subjects: nothing to restore,
+	// no windows, no alerts.
+	if s.rules != nil && !share.Rejects {
 		var engine *alert.Engine
-		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), keep,
-			fmt.Sprintf("%d/%s", n, name), floor, s.m, log)
+		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), share.Owns,
+			share.Scope(), floor, s.m, log)
 		if err != nil {
 			return fail(err)
 		}
 		s.rules.add(engine)
 		defer s.rules.remove(engine)
-	} else if windows, err = restoreWindows(ctx, s.cfg, s.st, floor, keep, nil, s.m, log); err != nil {
+	} else if windows, err = restoreWindows(ctx, s.cfg, s.st, floor, share.Owns, nil, s.m, log); err != nil {
 		return fail(err)
 	}
 	if err := fence(); err != nil {
@@ -188,10 +171,7 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	}
 	pc := pipelineConfig(s.cfg)
 	pc.Fence = fence
-	if !rejects {
-		p, _ := strconv.Atoi(name)
-		pc.Skip = func(subject string) bool { return broker.ForeignLegacy(n, p, subject) }
-	}
+	pc.Skip = share.Foreign
 	tracker := s.sources.Sibling()
 	pipe := ingest.New(pc, windows, s.st, s.js, alerting, tracker, s.m, log)
 	s.mu.Lock()
