@@ -87,8 +87,17 @@ type keyRules struct {
 // ruleState is a rule and the groups (fingerprints) it has seen.
 type ruleState struct {
 	Rule
-	scope  string // EngineConfig.Scope
+	by     []string // Rule.groupBy, computed once
+	scope  string   // EngineConfig.Scope
 	groups map[groupKey]*group
+}
+
+func newRuleState(r Rule, groups map[groupKey]*group, scope string) *ruleState {
+	rs := &ruleState{Rule: r, by: r.groupBy(), scope: scope, groups: groups}
+	for _, g := range groups {
+		g.rs = rs
+	}
+	return rs
 }
 
 // groupKey is the group_by values of a group ("" for fields not grouped).
@@ -180,19 +189,13 @@ func (e *Engine) install(rules []Rule) {
 		case prev != nil && sameRule(prev.Rule, r):
 			prev.Rule = r
 			e.rules = append(e.rules, prev)
-			for _, g := range prev.groups {
-				g.rs = prev
-			}
 		case prev != nil && prev.Kind == r.Kind && slices.Equal(prev.GroupBy, r.GroupBy):
 			// Same fingerprints: the alerts carry over.
-			rs := &ruleState{Rule: r, groups: prev.groups, scope: e.cfg.Scope}
+			rs := newRuleState(r, prev.groups, e.cfg.Scope)
 			for _, g := range rs.groups {
-				g.rs = rs
-				if g.tr.state == Pending {
-					g.tr.state = Inactive
-				}
-				if r.Kind == KindThreshold && g.tr.level >= len(r.Threshold.Levels) {
-					g.tr.level = len(r.Threshold.Levels) - 1
+				g.tr.cancel()
+				if r.Kind == KindThreshold {
+					g.tr.clamp(len(r.Threshold.Levels))
 				}
 				if r.Kind == KindEvent {
 					if _, ok := e.firingEvt[g]; ok {
@@ -205,7 +208,7 @@ func (e *Engine) install(rules []Rule) {
 			if prev != nil {
 				old[r.Name] = prev // other fingerprints: resolve the old alerts
 			}
-			e.rules = append(e.rules, &ruleState{Rule: r, groups: map[groupKey]*group{}, scope: e.cfg.Scope})
+			e.rules = append(e.rules, newRuleState(r, map[groupKey]*group{}, e.cfg.Scope))
 		}
 	}
 	wallMs := e.cfg.Now().UnixMilli()
@@ -216,7 +219,7 @@ func (e *Engine) install(rules []Rule) {
 	for _, rs := range old {
 		for _, g := range rs.groups {
 			delete(e.firingEvt, g)
-			if g.tr.state == Firing {
+			if g.tr.firing() {
 				e.emitResolve(rs, g, max(clock, g.lastEvalMs), g.value, "quy tắc đã bị gỡ khỏi tệp quy tắc")
 			}
 		}
@@ -276,11 +279,11 @@ func (e *Engine) acknowledge(a ack) {
 			if g.fp != a.fingerprint {
 				continue
 			}
-			if g.tr.state != Firing || g.ackBy == a.by && g.ackComment == a.comment {
+			if !g.tr.firing() || g.ackBy == a.by && g.ackComment == a.comment {
 				return
 			}
 			g.ackBy, g.ackComment, g.ackAt = a.by, a.comment, a.at
-			g.tr.seq++
+			g.tr.touch()
 			// Not a new decision on the data: the evaluation time stays.
 			e.emit(rs, g, StatusFiring, g.lastEvalMs, g.value, g.firingThreshold)
 			return
@@ -341,7 +344,7 @@ func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
 			continue
 		}
 		kr.early = kr.early || rs.Early
-		rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, rs.GroupBy).watch(e.progressOf(k.source))
+		rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}).watch(e.progressOf(k.source))
 	}
 	e.byEvent[k] = kr
 	return k, kr
@@ -360,15 +363,15 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 	for _, rs := range kr.events {
 		switch rs.Kind {
 		case KindAbsence:
-			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, []string{"source"})
+			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
 			g.lastMs = max(g.lastMs, ev.TimeMs)
 		case KindEvent:
 			value, metric, ok := rs.matches(ev)
 			if !ok {
 				continue
 			}
-			g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source}, groupOr(rs.GroupBy, "source"))
-			if g.tr.state == Firing && ev.TimeMs >= g.tr.startsAt.UnixMilli() && ev.TimeMs > g.lastMs {
+			g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source})
+			if g.tr.firing() && ev.TimeMs >= g.tr.started().UnixMilli() && ev.TimeMs > g.lastMs {
 				g.lastMs, g.value = ev.TimeMs, value
 			}
 		}
@@ -381,12 +384,12 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 // heard, not from its own event times: a sensor whose clock lags the
 // city's by more than `after` is alive, and must neither alert nor flap.
 func (e *Engine) seen(rs *ruleState, k eventKey, heard int64) {
-	g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}, []string{"source"})
+	g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
 	if heard <= g.lastMs {
 		return
 	}
 	g.lastMs = heard
-	if g.tr.state == Firing && heard >= g.lastEvalMs {
+	if g.tr.firing() && heard >= g.lastEvalMs {
 		g.lastEvalMs = heard
 		e.emitResolve(rs, g, heard, 0, "đã nhận lại dữ liệu")
 	}
@@ -398,8 +401,8 @@ func (e *Engine) match(rs *ruleState, k eventKey, ev *event.Event) {
 	if !ok {
 		return
 	}
-	g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source}, groupOr(rs.GroupBy, "source"))
-	if g.tr.state == Firing {
+	g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source})
+	if g.tr.firing() {
 		// A repeated match updates the episode; it is not a new alert.
 		g.lastMs = max(g.lastMs, ev.TimeMs)
 		g.value = value
@@ -412,8 +415,7 @@ func (e *Engine) match(rs *ruleState, k eventKey, ev *event.Event) {
 	g.lastMs, g.lastEvalMs, g.value = ev.TimeMs, ev.TimeMs, value
 	e.firingEvt[g] = rs
 	at := time.UnixMilli(ev.TimeMs).UTC()
-	g.tr.state, g.tr.level, g.tr.seq, g.tr.startsAt = Firing, 0, 1, at
-	g.tr.id = alertID(g.fp, at)
+	g.tr.open(at, 0)
 	e.emit(rs, g, StatusFiring, ev.TimeMs, value, 0)
 }
 
@@ -518,13 +520,12 @@ func (e *Engine) Tick(nowMs int64) {
 				continue
 			}
 			at := g.lastMs + rs.After.Milliseconds()
-			if g.tr.state == Firing || at > clock || at <= g.lastEvalMs {
+			if g.tr.firing() || at > clock || at <= g.lastEvalMs {
 				continue
 			}
 			g.lastEvalMs = at
 			start := time.UnixMilli(at).UTC()
-			g.tr.state, g.tr.level, g.tr.seq, g.tr.startsAt = Firing, 0, 1, start
-			g.tr.id = alertID(g.fp, start)
+			g.tr.open(start, 0)
 			e.emit(rs, g, StatusFiring, at, float64(at-g.lastMs)/1000, rs.After.Seconds())
 		}
 	}
@@ -546,14 +547,7 @@ func (e *Engine) Restore(last []Alert) {
 		rs := byName[a.Rule]
 		var g *group
 		if rs != nil {
-			by := rs.GroupBy
-			switch rs.Kind {
-			case KindEvent:
-				by = groupOr(by, "source")
-			case KindAbsence:
-				by = []string{"source"}
-			}
-			g = rs.group(seriesKey{a.Kind, a.Type, a.Metric, a.Area, a.Source}, by)
+			g = rs.group(seriesKey{a.Kind, a.Type, a.Metric, a.Area, a.Source})
 		}
 		if g == nil || g.fp != a.Fingerprint {
 			// The rule is gone or now groups differently.
@@ -622,8 +616,7 @@ func (e *Engine) Take(dst []Alert) []Alert {
 
 // emitResolve ends a firing alert; why goes into the summary.
 func (e *Engine) emitResolve(rs *ruleState, g *group, atMs int64, value float64, why string) {
-	g.tr.seq++
-	g.tr.state = Inactive
+	g.tr.close()
 	g.resolveWhy = why
 	e.emit(rs, g, StatusResolved, atMs, value, g.firingThreshold)
 }
@@ -633,7 +626,7 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 	sev := rs.Severity
 	levelName := ""
 	if rs.Kind == KindThreshold {
-		lv := rs.Threshold.Levels[g.tr.level]
+		lv := rs.Threshold.Levels[g.tr.levelIndex()]
 		sev, levelName = lv.Severity, lv.Name
 		if status == StatusFiring {
 			threshold = lv.Threshold
@@ -643,11 +636,12 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 		levelName = severityName[sev]
 	}
 	at := time.UnixMilli(atMs).UTC()
+	id, seq := g.tr.episode()
 	a := Alert{
-		ID: g.tr.id, Seq: g.tr.seq, Fingerprint: g.fp, Rule: rs.Name, Status: status, Severity: sev,
+		ID: id, Seq: seq, Fingerprint: g.fp, Rule: rs.Name, Status: status, Severity: sev,
 		Category: rs.Category, SubCategory: rs.SubCategory,
 		Kind: g.kind, Type: g.typ, Metric: g.metric, Area: g.area, Source: g.source,
-		Value: round(value), Threshold: threshold, StartsAt: g.tr.startsAt, UpdatedAt: e.cfg.Now().UTC(),
+		Value: round(value), Threshold: threshold, StartsAt: g.tr.started(), UpdatedAt: e.cfg.Now().UTC(),
 		Labels: rs.Labels, EvalTime: at,
 	}
 	if a.Labels == nil {
@@ -690,9 +684,9 @@ const defaultSummary = "{{rule}}: {{metric}} {{value}} {{op}} {{threshold}} tạ
 var severityName = map[Severity]string{Info: "thông tin", Warning: "cảnh báo", Critical: "nguy hiểm"}
 
 // group returns the group of a series under a rule's group_by, creating it.
-func (rs *ruleState) group(k seriesKey, by []string) *group {
+func (rs *ruleState) group(k seriesKey) *group {
 	var area, source, typ string
-	for _, f := range by {
+	for _, f := range rs.by {
 		switch f {
 		case "area":
 			area = k.area
@@ -715,13 +709,6 @@ func (rs *ruleState) group(k seriesKey, by []string) *group {
 	g.tr.Fingerprint = fp
 	rs.groups[key] = g
 	return g
-}
-
-func groupOr(by []string, def string) []string {
-	if len(by) == 0 {
-		return []string{def}
-	}
-	return by
 }
 
 // fingerprint is stable for (rule, group): a restart and a reload find the

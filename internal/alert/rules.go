@@ -55,6 +55,20 @@ type Rule struct {
 	After time.Duration
 }
 
+// groupBy is the rule's group_by with each kind's default, decided here
+// once: a threshold rule groups as the file says (nothing: one group for
+// the engine's scope), an event rule by source unless the file says
+// otherwise, an absence rule always by source (it watches each source).
+func (r Rule) groupBy() []string {
+	switch {
+	case r.Kind == KindAbsence:
+		return []string{"source"}
+	case r.Kind == KindEvent && len(r.GroupBy) == 0:
+		return []string{"source"}
+	}
+	return r.GroupBy
+}
+
 // Match selects events by kind, type, metric, area and source; each is a
 // list of globs (path.Match syntax), empty = any.
 type Match struct {

@@ -239,19 +239,64 @@ func (tr *Tracker) Observe(now time.Time, value float64, th Threshold, mayLower 
 
 // fire opens a new episode at level.
 func (tr *Tracker) fire(now time.Time, level int, value float64, th Threshold) Transition {
-	tr.state, tr.level, tr.seq, tr.startsAt = Firing, level, 1, now
-	tr.id = alertID(tr.Fingerprint, now)
+	tr.open(now, level)
 	return tr.transition(now, StatusFiring, value, th)
 }
 
 // resolve ends the firing episode.
 func (tr *Tracker) resolve(now time.Time, value float64, th Threshold) Transition {
-	tr.seq++
-	tr.state = Inactive
+	tr.close()
 	t := tr.transition(now, StatusResolved, value, th)
 	t.EndsAt = now
 	return t
 }
+
+// The lifecycle's moves. Every rule kind goes through them, so an episode
+// opens, changes, is acknowledged and ends in one place: the engine reads
+// a tracker but never writes one.
+
+// open starts an episode at level: firing, seq 1, a new id.
+func (tr *Tracker) open(at time.Time, level int) {
+	tr.state, tr.level, tr.seq, tr.startsAt = Firing, level, 1, at
+	tr.id = alertID(tr.Fingerprint, at)
+}
+
+// close ends the episode: the next transition (seq) is its last.
+func (tr *Tracker) close() {
+	tr.seq++
+	tr.state = Inactive
+}
+
+// touch is a change of the episode that is not a new decision on the data
+// (an acknowledgement): the next seq, same id, same level.
+func (tr *Tracker) touch() { tr.seq++ }
+
+// cancel drops a pending timer.
+func (tr *Tracker) cancel() {
+	if tr.state == Pending {
+		tr.state = Inactive
+	}
+}
+
+// clamp keeps the level inside a ladder of n levels (a reloaded rule may
+// have fewer).
+func (tr *Tracker) clamp(n int) {
+	if tr.level >= n {
+		tr.level = n - 1
+	}
+}
+
+// restorePending makes an inactive tracker pending since a time again (a
+// timer rebuilt after a restart).
+func (tr *Tracker) restorePending(since time.Time) {
+	tr.state, tr.since = Pending, since
+}
+
+// The tracker as the engine reads it.
+func (tr *Tracker) firing() bool           { return tr.state == Firing }
+func (tr *Tracker) levelIndex() int        { return tr.level }
+func (tr *Tracker) episode() (string, int) { return tr.id, tr.seq }
+func (tr *Tracker) started() time.Time     { return tr.startsAt }
 
 // restoreFiring makes the tracker continue an episode read back from
 // IOC_ALERTS after a restart.

@@ -277,7 +277,7 @@ func (e *Engine) RestoreWindows(ups []window.Update) {
 					}
 				}
 			}
-			if rs.Threshold.For > 0 && g.tr.state == Inactive {
+			if rs.Threshold.For > 0 && g.tr.State() == Inactive {
 				e.warmUp(rs, g, decided)
 			}
 			g.lastEvalMs = decided
@@ -314,10 +314,10 @@ func (e *Engine) warmUp(rs *ruleState, g *group, decidedMs int64) {
 	}
 	clear(e.out[published:])
 	e.out = e.out[:published]
-	pending, since := g.tr.state == Pending, g.tr.since
+	pending, since := g.tr.State() == Pending, g.tr.since
 	*g = saved
 	if pending {
-		g.tr.state, g.tr.since = Pending, since
+		g.tr.restorePending(since)
 	}
 }
 
@@ -343,7 +343,7 @@ func (e *Engine) seriesOf(k seriesKey) *seriesEntry {
 // member returns the group of a series under a threshold rule, adding the
 // series to it.
 func (rs *ruleState) member(s *seriesEntry) *group {
-	g := rs.group(s.key, rs.GroupBy)
+	g := rs.group(s.key)
 	if g.members == nil {
 		g.members = map[*seriesEntry]struct{}{}
 	}
@@ -462,12 +462,10 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 		}
 		// Outside its hours the rule does not apply: a day limit does not
 		// judge the night.
-		switch g.tr.state {
-		case Firing:
+		if g.tr.firing() {
 			e.emitResolve(rs, g, endMs, g.value, "ngoài khung giờ áp dụng "+rs.Active.String())
-		case Pending:
-			g.tr.state = Inactive
 		}
+		g.tr.cancel()
 		return
 	}
 	value, ok := aggregate(rs.Agg, rs.Threshold.Op, g.ordered, endMs-rs.Window.Milliseconds(), endMs)
@@ -475,16 +473,16 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 		return // no data is no evidence either way: hold the state
 	}
 	g.value = value
-	state, level := g.tr.state, g.tr.level
+	state, level := g.tr.State(), g.tr.levelIndex()
 	// What an early evaluation raised at a later end stands until that
 	// end's final decision.
 	mayLower := final && endMs >= g.raisedMs
 	t, changed := g.tr.Observe(at, value, rs.Threshold, mayLower)
-	if !final && (g.tr.state != state || g.tr.level > level) {
+	if !final && (g.tr.State() != state || g.tr.levelIndex() > level) {
 		g.raisedMs = max(g.raisedMs, endMs)
 	}
 	if changed {
-		if state == Firing && t.Status == StatusFiring && g.tr.level > level {
+		if state == Firing && t.Status == StatusFiring && g.tr.levelIndex() > level {
 			g.ackBy, g.ackComment = "", "" // worse than what was acknowledged
 		}
 		e.emit(rs, g, t.Status, endMs, value, t.Threshold)
