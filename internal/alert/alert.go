@@ -2,9 +2,10 @@ package alert
 
 import (
 	"encoding/json"
-	"github.com/iocstream/iocstream/internal/subject"
 	"strconv"
 	"time"
+
+	"github.com/iocstream/iocstream/internal/subject"
 )
 
 // Alert is one transition of an alert, in the JSON shape of CONTRACT.md

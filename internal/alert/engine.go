@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -350,149 +349,6 @@ func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
 	return k, kr
 }
 
-// RestoreEvent feeds an event read back from the events table at start-up.
-// Absence rules learn when each source was last seen, and a firing event
-// alert learns its last match, so that resolve_after counts from the right
-// moment. Nothing fires or resolves here.
-func (e *Engine) RestoreEvent(ev *event.Event) {
-	nowMs := e.cfg.Now().UnixMilli()
-	if t := min(ev.TimeMs, nowMs); t > e.maxEventMs {
-		e.maxEventMs, e.wallAtMax = t, nowMs
-	}
-	k, kr := e.eventRules(ev)
-	for _, rs := range kr.events {
-		switch rs.Kind {
-		case KindAbsence:
-			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
-			g.lastMs = max(g.lastMs, ev.TimeMs)
-		case KindEvent:
-			value, metric, ok := rs.matches(ev)
-			if !ok {
-				continue
-			}
-			g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source})
-			if g.tr.firing() && ev.TimeMs >= g.tr.started().UnixMilli() && ev.TimeMs > g.lastMs {
-				g.lastMs, g.value = ev.TimeMs, value
-			}
-		}
-	}
-}
-
-// seen records that a source was heard from, at engine clock heard, for
-// an absence rule, resolving the alert of a source that was silent.
-// Silence is measured on the engine clock from when the source was last
-// heard, not from its own event times: a sensor whose clock lags the
-// city's by more than `after` is alive, and must neither alert nor flap.
-func (e *Engine) seen(rs *ruleState, k eventKey, heard int64) {
-	g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
-	if heard <= g.lastMs {
-		return
-	}
-	g.lastMs = heard
-	if g.tr.firing() && heard >= g.lastEvalMs {
-		g.lastEvalMs = heard
-		e.emitResolve(rs, g, heard, 0, "đã nhận lại dữ liệu")
-	}
-}
-
-// match fires or extends an event rule.
-func (e *Engine) match(rs *ruleState, k eventKey, ev *event.Event) {
-	value, metric, ok := rs.matches(ev)
-	if !ok {
-		return
-	}
-	g := rs.group(seriesKey{k.kind, k.typ, metric, k.area, k.source})
-	if g.tr.firing() {
-		// A repeated match updates the episode; it is not a new alert.
-		g.lastMs = max(g.lastMs, ev.TimeMs)
-		g.value = value
-		return
-	}
-	if ev.TimeMs <= g.lastEvalMs {
-		return // replayed after a restart: this episode is already told
-	}
-	g.kind, g.typ, g.metric, g.area, g.source = k.kind, k.typ, metric, k.area, k.source
-	g.lastMs, g.lastEvalMs, g.value = ev.TimeMs, ev.TimeMs, value
-	e.firingEvt[g] = rs
-	at := time.UnixMilli(ev.TimeMs).UTC()
-	g.tr.open(at, 0)
-	e.emit(rs, g, StatusFiring, ev.TimeMs, value, 0)
-}
-
-// matches reports whether an event meets every condition of an event rule,
-// with the value the alert shows: the first condition's metric, or the
-// first metric the rule's match selects.
-func (rs *ruleState) matches(ev *event.Event) (float64, string, bool) {
-	value, metric, have := 0.0, "", false
-	for i, name := range ev.MetricNames {
-		if len(rs.Match.Metric) == 0 || anyGlob(rs.Match.Metric, name) {
-			value, metric, have = ev.MetricValues[i], name, true
-			break
-		}
-	}
-	if len(rs.Match.Metric) > 0 && !have {
-		return 0, "", false
-	}
-	for i, c := range rs.When {
-		v, num, ok := c.lookup(ev)
-		if !ok || !c.holds(v, num) {
-			return 0, "", false
-		}
-		if i == 0 && num {
-			value, metric = v.num, c.Field
-		}
-	}
-	return value, metric, true
-}
-
-type operand struct {
-	num float64
-	str string
-}
-
-// lookup finds a condition's field in an event: a metric (numeric) or
-// attrs.<key> (a string, compared as a number when both sides are).
-func (c Condition) lookup(ev *event.Event) (operand, bool, bool) {
-	if key, ok := strings.CutPrefix(c.Field, "attrs."); ok {
-		for i, k := range ev.AttrKeys {
-			if k == key {
-				s := ev.AttrValues[i]
-				if f, err := strconv.ParseFloat(s, 64); err == nil {
-					return operand{num: f, str: s}, true, true
-				}
-				return operand{str: s}, false, true
-			}
-		}
-		return operand{}, false, false
-	}
-	for i, name := range ev.MetricNames {
-		if name == c.Field {
-			return operand{num: ev.MetricValues[i]}, true, true
-		}
-	}
-	return operand{}, false, false
-}
-
-func (c Condition) holds(v operand, num bool) bool {
-	if want, err := strconv.ParseFloat(c.Value, 64); err == nil && num {
-		switch c.Op {
-		case "==":
-			return v.num == want
-		case "!=":
-			return v.num != want
-		default:
-			return Op(c.Op).Holds(v.num, want)
-		}
-	}
-	switch c.Op {
-	case "==":
-		return v.str == c.Value
-	case "!=":
-		return v.str != c.Value
-	}
-	return false // an order comparison needs numbers on both sides
-}
-
 // Tick advances the engine clock to wall time nowMs: applies a rule set
 // handed over by SetRules, resolves event alerts whose resolve_after has
 // passed and fires absence alerts. Transition times are derived from the
@@ -504,106 +360,14 @@ func (e *Engine) Tick(nowMs int64) {
 	if clock == math.MinInt64 {
 		return
 	}
-	for g, rs := range e.firingEvt {
-		if at := g.lastMs + rs.ResolveAfter.Milliseconds(); at <= clock {
-			delete(e.firingEvt, g)
-			g.lastEvalMs = at
-			e.emitResolve(rs, g, at, g.value, "không có phát hiện mới trong "+formatDuration(rs.ResolveAfter))
-		}
-	}
+	e.resolveQuiet(clock)
 	for _, rs := range e.rules {
-		if rs.Kind != KindAbsence {
-			continue
-		}
-		for _, g := range rs.groups {
-			if g.lastMs == math.MinInt64 {
-				continue
-			}
-			at := g.lastMs + rs.After.Milliseconds()
-			if g.tr.firing() || at > clock || at <= g.lastEvalMs {
-				continue
-			}
-			g.lastEvalMs = at
-			start := time.UnixMilli(at).UTC()
-			g.tr.open(start, 0)
-			e.emit(rs, g, StatusFiring, at, float64(at-g.lastMs)/1000, rs.After.Seconds())
+		if rs.Kind == KindAbsence {
+			e.fireSilent(rs, clock)
 		}
 	}
 	// Sort transitions of one Tick by time so subscribers see them in order.
 	sort.SliceStable(e.out, func(i, j int) bool { return e.out[i].EvalTime.Before(e.out[j].EvalTime) })
-}
-
-// Restore continues the episodes read back from IOC_ALERTS after a
-// restart: last holds the last transition of each fingerprint. Evaluations
-// older than a transition are then skipped, so the replay of unacknowledged
-// events neither repeats nor undoes it. A firing alert whose rule is gone
-// is resolved.
-func (e *Engine) Restore(last []Alert) {
-	byName := map[string]*ruleState{}
-	for _, rs := range e.rules {
-		byName[rs.Name] = rs
-	}
-	for _, a := range last {
-		rs := byName[a.Rule]
-		var g *group
-		if rs != nil {
-			g = rs.group(seriesKey{a.Kind, a.Type, a.Metric, a.Area, a.Source})
-		}
-		if g == nil || g.fp != a.Fingerprint {
-			// The rule is gone or now groups differently.
-			if a.Status == StatusFiring {
-				e.out = append(e.out, e.orphanResolved(a))
-			}
-			continue
-		}
-		evalMs := a.EvalTime.UnixMilli()
-		if a.Early {
-			// Decided on a partial window: the final decision at its pane
-			// end is still to come, and what it raised stands until then.
-			// RestoreWindows adds what the windows tell was decided.
-			g.raisedMs = max(g.raisedMs, evalMs)
-		} else {
-			g.lastEvalMs = max(g.lastEvalMs, evalMs)
-		}
-		g.kind, g.typ, g.metric, g.area, g.source = a.Kind, a.Type, a.Metric, a.Area, a.Source
-		g.value, g.lastSummary, g.firingThreshold = a.Value, a.Summary, a.Threshold
-		if a.Status == StatusFiring && a.AcknowledgedBy != "" && a.AcknowledgedAt != nil {
-			g.ackBy, g.ackComment, g.ackAt = a.AcknowledgedBy, a.AckComment, *a.AcknowledgedAt
-		}
-		switch {
-		case a.Status != StatusFiring:
-			if rs.Kind == KindAbsence {
-				g.lastMs = evalMs // the source spoke again
-			}
-		case rs.Kind == KindThreshold:
-			level := 0
-			for i, lv := range rs.Threshold.Levels {
-				if lv.Severity == a.Severity {
-					level = i
-				}
-			}
-			g.tr.restoreFiring(a.ID, a.Seq, level, a.StartsAt)
-		case rs.Kind == KindEvent:
-			g.tr.restoreFiring(a.ID, a.Seq, 0, a.StartsAt)
-			g.lastMs = max(g.lastMs, evalMs)
-			e.firingEvt[g] = rs
-		case rs.Kind == KindAbsence:
-			g.tr.restoreFiring(a.ID, a.Seq, 0, a.StartsAt)
-			g.lastMs = evalMs - rs.After.Milliseconds()
-		}
-	}
-}
-
-// orphanResolved ends an alert no rule owns any more.
-func (e *Engine) orphanResolved(a Alert) Alert {
-	now := e.cfg.Now().UTC()
-	a.Seq++
-	a.Status = StatusResolved
-	a.EndsAt = &now
-	a.UpdatedAt = now
-	a.EvalTime = now
-	a.Summary = "Đã kết thúc (quy tắc đã bị gỡ hoặc thay đổi): " + a.Summary
-	return a
 }
 
 // Take appends the transitions produced since the last Take to dst.
@@ -613,75 +377,6 @@ func (e *Engine) Take(dst []Alert) []Alert {
 	e.out = e.out[:0]
 	return dst
 }
-
-// emitResolve ends a firing alert; why goes into the summary.
-func (e *Engine) emitResolve(rs *ruleState, g *group, atMs int64, value float64, why string) {
-	g.tr.close()
-	g.resolveWhy = why
-	e.emit(rs, g, StatusResolved, atMs, value, g.firingThreshold)
-}
-
-// emit renders the tracker's current transition as an alert.
-func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value, threshold float64) {
-	sev := rs.Severity
-	levelName := ""
-	if rs.Kind == KindThreshold {
-		lv := rs.Threshold.Levels[g.tr.levelIndex()]
-		sev, levelName = lv.Severity, lv.Name
-		if status == StatusFiring {
-			threshold = lv.Threshold
-		}
-	}
-	if levelName == "" {
-		levelName = severityName[sev]
-	}
-	at := time.UnixMilli(atMs).UTC()
-	id, seq := g.tr.episode()
-	a := Alert{
-		ID: id, Seq: seq, Fingerprint: g.fp, Rule: rs.Name, Status: status, Severity: sev,
-		Category: rs.Category, SubCategory: rs.SubCategory,
-		Kind: g.kind, Type: g.typ, Metric: g.metric, Area: g.area, Source: g.source,
-		Value: round(value), Threshold: threshold, StartsAt: g.tr.started(), UpdatedAt: e.cfg.Now().UTC(),
-		Labels: rs.Labels, EvalTime: at,
-	}
-	if a.Labels == nil {
-		a.Labels = map[string]string{}
-	}
-	if g.ackBy != "" {
-		ackAt := g.ackAt
-		a.AcknowledgedBy, a.AcknowledgedAt, a.AckComment = g.ackBy, &ackAt, g.ackComment
-	}
-	switch rs.Kind {
-	case KindThreshold:
-		a.Op, a.Agg, a.Window = string(rs.Threshold.Op), rs.Agg, formatDuration(rs.Window)
-	case KindEvent:
-		a.Window = formatDuration(rs.ResolveAfter)
-	case KindAbsence:
-		a.Op, a.Window = ">=", formatDuration(rs.After)
-	}
-	if status == StatusFiring {
-		g.firingThreshold = threshold
-		a.Summary = renderSummary(rs.Summary, &a, levelName, e.cfg.AreaNames)
-		if a.Summary == "" {
-			a.Summary = renderSummary(defaultSummary, &a, levelName, e.cfg.AreaNames)
-		}
-		g.lastSummary = a.Summary
-	} else {
-		a.EndsAt = &at
-		why := g.resolveWhy
-		if why == "" {
-			why = "giá trị hiện tại " + formatValue(a.Value)
-		}
-		g.resolveWhy = ""
-		a.Summary = "Đã kết thúc: " + g.lastSummary + "; " + why
-		g.ackBy, g.ackComment = "", "" // the next episode starts unacknowledged
-	}
-	e.out = append(e.out, a)
-}
-
-const defaultSummary = "{{rule}}: {{metric}} {{value}} {{op}} {{threshold}} tại {{area}} ({{source}})"
-
-var severityName = map[Severity]string{Info: "thông tin", Warning: "cảnh báo", Critical: "nguy hiểm"}
 
 // group returns the group of a series under a rule's group_by, creating it.
 func (rs *ruleState) group(k seriesKey) *group {
@@ -751,22 +446,4 @@ func (h Hours) contains(t time.Time) bool {
 		return d >= h.Start && d < h.End
 	}
 	return d >= h.Start || d < h.End
-}
-
-func round(v float64) float64 { return math.Round(v*1000) / 1000 }
-
-func formatValue(v float64) string {
-	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
-}
-
-func formatDuration(d time.Duration) string {
-	switch {
-	case d == 0:
-		return ""
-	case d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	case d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
-	}
-	return d.String()
 }
