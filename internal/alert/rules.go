@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"path"
 	"regexp"
 	"slices"
@@ -305,32 +304,93 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 	if errs := checkShape(n); len(errs) > 0 {
 		return Rule{}, errs
 	}
-	var d ruleDoc
-	if err := n.Decode(&d); err != nil {
+	p := &ruleParser{n: n}
+	if err := n.Decode(&p.d); err != nil {
 		// checkShape lets nothing through that fails here; just in case.
 		return Rule{}, Errors{{yamlLine(err, n.Line), yamlMsg(err)}}
 	}
-
-	var errs Errors
-	add := func(key, format string, args ...any) {
-		errs = append(errs, RuleError{keyLine(n, key), fmt.Sprintf(format, args...)})
-	}
-	has := func(key string) bool { _, v := lookup(n, key); return v != nil }
+	d := &p.d
 	r := Rule{Name: d.Name, Kind: d.Kind, Summary: d.Summary, Category: d.Category, SubCategory: d.SubCategory,
 		Labels: d.Labels, GroupBy: d.GroupBy, Line: n.Line, Early: d.Early,
 		Match: Match{Kind: d.Match.Kind, Type: d.Match.Type, Metric: d.Match.Metric, Area: d.Match.Area, Source: d.Match.Source}}
-	switch {
-	case !has("name"):
-		add("name", "name is required")
-	case !ruleName.MatchString(d.Name):
-		add("name", "name %q must be 1-64 characters of [a-z0-9_], starting with a letter", d.Name)
+	p.common(&r)
+	switch d.Kind {
+	case KindThreshold:
+		p.threshold(&r)
+	case KindEvent:
+		p.event(&r)
+	case KindAbsence:
+		p.absence(&r)
+	case "":
+		p.add("kind", "kind is required: threshold, event or absence")
+	default:
+		p.add("kind", "kind %q must be threshold, event or absence", d.Kind)
 	}
-	if _, m := lookup(n, "match"); m != nil {
+	return r, p.errs
+}
+
+// ruleParser reads one rule mapping, collecting every problem.
+type ruleParser struct {
+	n    *yaml.Node
+	d    ruleDoc
+	errs Errors
+}
+
+func (p *ruleParser) add(key, format string, args ...any) {
+	p.errs = append(p.errs, RuleError{keyLine(p.n, key), fmt.Sprintf(format, args...)})
+}
+
+func (p *ruleParser) has(key string) bool { _, v := lookup(p.n, key); return v != nil }
+
+// dur reads a duration key; positive: it must be > 0, else >= 0.
+func (p *ruleParser) dur(key, v string, required, positive bool) time.Duration {
+	if !p.has(key) {
+		if required {
+			p.add(key, "%s is required for %s", key, aKind(p.d.Kind))
+		}
+		return 0
+	}
+	x, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.add(key, "%s %q is not a duration like 90s, 10m or 1h", key, v)
+	case positive && x <= 0:
+		p.add(key, "%s %q must be more than 0, like 15m", key, v)
+	case x < 0:
+		p.add(key, "%s %q must not be negative", key, v)
+	case v[0] == '+' || v[0] == '-':
+		p.add(key, "%s %q must be written without a sign", key, v)
+	}
+	return x
+}
+
+func (p *ruleParser) severity(key, v string) Severity {
+	if !p.has(key) {
+		p.add(key, "severity is required for %s: info, warning or critical", aKind(p.d.Kind))
+		return ""
+	}
+	s, ok := severities[v]
+	if !ok {
+		p.add(key, "severity %q must be info, warning or critical", v)
+	}
+	return s
+}
+
+// common checks what every kind of rule has: name, match, group_by, summary.
+func (p *ruleParser) common(r *Rule) {
+	d := &p.d
+	switch {
+	case !p.has("name"):
+		p.add("name", "name is required")
+	case !ruleName.MatchString(d.Name):
+		p.add("name", "name %q must be 1-64 characters of [a-z0-9_], starting with a letter", d.Name)
+	}
+	if _, m := lookup(p.n, "match"); m != nil {
 		globs := [][]string{r.Match.Kind, r.Match.Type, r.Match.Metric, r.Match.Area, r.Match.Source}
 		for i, sel := range selectors {
 			for _, g := range globs[i] {
 				if _, err := path.Match(g, ""); err != nil {
-					errs = append(errs, RuleError{keyLine(m, sel), fmt.Sprintf("match %s pattern %q is not a valid glob", sel, g)})
+					p.errs = append(p.errs, RuleError{keyLine(m, sel), fmt.Sprintf("match %s pattern %q is not a valid glob", sel, g)})
 				}
 			}
 		}
@@ -339,162 +399,15 @@ func parseRule(n *yaml.Node) (Rule, Errors) {
 	for _, g := range d.GroupBy {
 		switch {
 		case !groupFields[g]:
-			add("group_by", "group_by %q must be area, source or type", g)
+			p.add("group_by", "group_by %q must be area, source or type", g)
 		case seenGroup[g]:
-			add("group_by", "group_by lists %q twice", g)
+			p.add("group_by", "group_by lists %q twice", g)
 		}
 		seenGroup[g] = true
 	}
 	if msg := checkSummary(d.Summary); msg != "" {
-		add("summary", "%s", msg)
+		p.add("summary", "%s", msg)
 	}
-	// dur reads a duration key; positive: it must be > 0, else >= 0.
-	dur := func(key, v string, required, positive bool) time.Duration {
-		if !has(key) {
-			if required {
-				add(key, "%s is required for %s", key, aKind(d.Kind))
-			}
-			return 0
-		}
-		x, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			add(key, "%s %q is not a duration like 90s, 10m or 1h", key, v)
-		case positive && x <= 0:
-			add(key, "%s %q must be more than 0, like 15m", key, v)
-		case x < 0:
-			add(key, "%s %q must not be negative", key, v)
-		case v[0] == '+' || v[0] == '-':
-			add(key, "%s %q must be written without a sign", key, v)
-		}
-		return x
-	}
-	severity := func(key, v string) Severity {
-		if !has(key) {
-			add(key, "severity is required for %s: info, warning or critical", aKind(d.Kind))
-			return ""
-		}
-		s, ok := severities[v]
-		if !ok {
-			add(key, "severity %q must be info, warning or critical", v)
-		}
-		return s
-	}
-	switch d.Kind {
-	case KindThreshold:
-		r.Window = parseWindow(d.Window, has("window"), func(format string, args ...any) { add("window", format, args...) })
-		switch {
-		case !has("agg"):
-			add("agg", "agg is required for a threshold rule: count, sum, avg, min, max, last or rate_per_hour")
-		case !aggregates[d.Agg]:
-			add("agg", "agg %q must be one of count, sum, avg, min, max, last, rate_per_hour", d.Agg)
-		}
-		r.Agg = d.Agg
-		r.Threshold = Threshold{Op: Op(d.Op), Clear: d.Clear, For: dur("for", d.For, false, false)}
-		opOK := false
-		switch _, v := lookup(n, "op"); {
-		case v == nil:
-			add("op", `op is required for a threshold rule: >, >=, < or <=, in quotes (op: ">=")`)
-		case v.Style&(yaml.FoldedStyle|yaml.LiteralStyle) != 0:
-			add("op", `op must be quoted (op: ">"): an unquoted > or | starts a YAML block`)
-		case !r.Threshold.Op.valid():
-			add("op", "op %q is not one of >, >=, <, <=", d.Op)
-		default:
-			opOK = true
-		}
-		ladderOK := true
-		switch {
-		case has("levels") && (has("threshold") || has("severity")):
-			var both []string
-			for _, k := range []string{"threshold", "severity"} {
-				if has(k) {
-					both = append(both, fmt.Sprintf("%s on line %d", k, keyLine(n, k)))
-				}
-			}
-			add("levels", "give either threshold with severity, or levels, not both (%s); each level has its own severity",
-				strings.Join(both, ", "))
-			ladderOK = false
-		case has("levels"):
-			if len(d.Levels) == 0 {
-				add("levels", "levels is empty: give at least one {threshold, severity}")
-				ladderOK = false
-			}
-			_, lv := lookup(n, "levels")
-			for i, l := range d.Levels {
-				item := deref(lv.Content[i])
-				if l.Threshold == nil {
-					errs = append(errs, RuleError{item.Line, fmt.Sprintf("level %d needs a threshold", i+1)})
-					ladderOK = false
-					continue
-				}
-				sev, ok := severities[l.Severity]
-				if !ok {
-					msg := fmt.Sprintf("level %d severity %q must be info, warning or critical", i+1, l.Severity)
-					if l.Severity == "" {
-						msg = fmt.Sprintf("level %d needs a severity: info, warning or critical", i+1)
-					}
-					errs = append(errs, RuleError{keyLine(item, "severity"), msg})
-					ladderOK = false
-				}
-				r.Threshold.Levels = append(r.Threshold.Levels, Level{Threshold: *l.Threshold, Severity: sev, Name: l.Name})
-			}
-		case has("threshold") && has("severity"):
-			s := severity("severity", d.Severity)
-			ladderOK = s != ""
-			r.Threshold.Levels = []Level{{Threshold: *d.Threshold, Severity: s}}
-		case has("threshold"):
-			add("threshold", "threshold needs a severity: info, warning or critical")
-			ladderOK = false
-		case has("severity"):
-			add("severity", "severity needs a threshold (or use levels, each with its own severity)")
-			ladderOK = false
-		default:
-			add("threshold", "a threshold rule needs threshold and severity, or levels")
-			ladderOK = false
-		}
-		if opOK && ladderOK {
-			if err := r.Threshold.Validate(); err != nil {
-				add("op", "%v", err)
-			}
-		}
-		if r.Early && opOK && aggregates[r.Agg] && !monotone(r.Agg, r.Threshold.Op) {
-			add("early", "early: true needs an aggregate a partial pane can only push further past the threshold "+
-				"(max, sum or count with > or >=; min with < or <=), so a partial result never fires an alert the final pane would not")
-		}
-		if has("active_hours") {
-			h, err := parseHours(d.ActiveHours)
-			if err != nil {
-				add("active_hours", "%v", err)
-			}
-			r.Active = &h
-		}
-	case KindEvent:
-		r.Severity = severity("severity", d.Severity)
-		r.ResolveAfter = dur("resolve_after", d.ResolveAfter, true, true)
-		_, wv := lookup(n, "when")
-		for i, w := range d.When {
-			line := deref(wv.Content[i]).Line
-			m := condition.FindStringSubmatch(w)
-			switch {
-			case m == nil:
-				errs = append(errs, RuleError{line, fmt.Sprintf("condition %q must look like 'confidence >= 0.8' or 'attrs.priority == urgent'", w)})
-			case !conditionField.MatchString(m[1]):
-				errs = append(errs, RuleError{line, fmt.Sprintf("condition %q: a condition can use a metric of the event "+
-					"(a name of letters, digits and _ starting with a letter, e.g. confidence) or one of its attrs "+
-					"(attrs.<key>, e.g. attrs.priority), up to 48 characters, not %q", w, m[1])})
-			default:
-				r.When = append(r.When, Condition{Field: m[1], Op: m[2], Value: strings.Trim(m[3], `"'`)})
-			}
-		}
-	case KindAbsence:
-		r.Severity = severity("severity", d.Severity)
-		r.After = dur("after", d.After, true, true)
-	case "":
-		add("kind", "kind is required: threshold, event or absence")
-	default:
-		add("kind", "kind %q must be threshold, event or absence", d.Kind)
-	}
-	return r, errs
 }
 
 // parseWindow reads a threshold rule's window: whole minutes, at least
@@ -520,242 +433,6 @@ func parseWindow(v string, given bool, fail func(format string, args ...any)) ti
 	return 0
 }
 
-// checkShape checks the keys of a rule mapping (known, given once,
-// applying to the rule's kind) and the YAML type of their values: what
-// decoding into ruleDoc would silently accept (a key of another kind, a
-// number or a null for a string, yes for true) or reject without a good
-// line.
-func checkShape(n *yaml.Node) Errors {
-	var errs Errors
-	fail := func(line int, format string, args ...any) {
-		errs = append(errs, RuleError{line, fmt.Sprintf(format, args...)})
-	}
-	kind := ""
-	if _, v := lookup(n, "kind"); v != nil && v.Kind == yaml.ScalarNode {
-		kind = v.Value
-	}
-	_, knownKind := kindKeys[kind]
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
-		key := k.Value
-		if first, dup := seen[key]; dup {
-			fail(k.Line, "%s is given twice (first on line %d)", key, first)
-			continue
-		}
-		seen[key] = k.Line
-		sh, known := shapeOf(key)
-		switch {
-		case key == "<<":
-			fail(k.Line, "YAML merge keys (<<) are not supported in a rule: write its keys out")
-			continue
-		case !known:
-			fail(k.Line, "unknown key %q; %s", key, takes(kind))
-			continue
-		case knownKind && key == "group_by" && kind == KindAbsence:
-			fail(k.Line, "group_by does not apply to an absence rule: an absence rule always alerts per source")
-			continue
-		case knownKind && !applies(kind, key):
-			fail(k.Line, "%s does not apply to %s (its own keys are %s)", key, aKind(kind), strings.Join(kindKeys[kind], ", "))
-			continue
-		}
-		checkValue(key, k.Line, sh, v, fail)
-		if key == "match" && kind == KindAbsence && v.Kind == yaml.MappingNode {
-			if mk, _ := lookup(v, "metric"); mk != nil {
-				fail(mk.Line, "match.metric does not apply to an absence rule: absence rules watch sources, not metrics "+
-					"(select them with match kind, type, area or source)")
-			}
-		}
-	}
-	return errs
-}
-
-// takes lists the keys a kind of rule takes, for messages.
-func takes(kind string) string {
-	keys, ok := kindKeys[kind]
-	if !ok {
-		all := make([]string, len(ruleKeys))
-		for i, k := range ruleKeys {
-			all[i] = k.key
-		}
-		return "the keys of a rule are " + strings.Join(all, ", ")
-	}
-	return aKind(kind) + " takes " + strings.Join(append(slices.Clone(commonKeys), keys...), ", ")
-}
-
-// checkValue checks the YAML type of the value v of what (a key, or e.g.
-// "label \"river\"") on line.
-func checkValue(what string, line int, sh shape, v *yaml.Node, fail func(int, string, ...any)) {
-	v = deref(v)
-	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
-		fail(line, "%s has no value: give one or leave the key out", what)
-		return
-	}
-	switch sh {
-	case text, word, duration:
-		if v.Kind != yaml.ScalarNode {
-			fail(line, "%s must be a single value, not a %s", what, nodeKind(v))
-			return
-		}
-		tag := v.ShortTag()
-		if tag != "!!int" && tag != "!!float" && tag != "!!bool" {
-			return
-		}
-		switch sh {
-		case text:
-			fail(line, "%s must be text: %s reads as a %s in YAML, so put it in quotes", what, v.Value, tagName(tag))
-		case duration:
-			fail(line, "%s %s is not a duration: give it a unit, like 90s, 10m or 1h", what, v.Value)
-		}
-		// A word is checked against its values later (agg: 1 is no agg).
-	case number:
-		tag := v.ShortTag()
-		if v.Kind != yaml.ScalarNode || tag != "!!int" && tag != "!!float" {
-			fail(line, "%s must be a number, not %s", what, describe(v))
-			return
-		}
-		var f float64
-		if err := v.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			fail(line, "%s must be a finite number, not %s", what, v.Value)
-		}
-	case boolean:
-		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
-			fail(line, "%s must be true or false, not %s", what, describe(v))
-		}
-	case labelMap:
-		if v.Kind != yaml.MappingNode {
-			fail(line, "%s must be a mapping of names to text, like {river: huong}, not %s", what, describe(v))
-			return
-		}
-		eachPair(v, fail, "label", func(k, val *yaml.Node) {
-			checkValue(fmt.Sprintf("label %q", k.Value), k.Line, text, val, fail)
-		})
-	case matchMap:
-		if v.Kind != yaml.MappingNode {
-			fail(line, "%s must be a mapping of selectors, like {kind: camera, type: [fire, smoke]}, not %s", what, describe(v))
-			return
-		}
-		eachPair(v, fail, "match selector", func(k, val *yaml.Node) {
-			if !slices.Contains(selectors, k.Value) {
-				fail(k.Line, "unknown match key %q (kind, type, metric, area or source)", k.Value)
-				return
-			}
-			what := "match " + k.Value
-			if val = deref(val); val.Kind == yaml.SequenceNode {
-				for _, g := range val.Content {
-					checkValue(what+" item", deref(g).Line, text, g, fail)
-				}
-				return
-			}
-			if val.Kind != yaml.ScalarNode {
-				fail(k.Line, "%s must be a glob or a list of globs, not %s", what, describe(val))
-				return
-			}
-			checkValue(what, k.Line, text, val, fail)
-		})
-	case wordList:
-		if v.Kind != yaml.SequenceNode {
-			example := map[string]string{"group_by": "[area, source]", "when": `["confidence >= 0.8"]`}[what]
-			fail(line, "%s must be a list, like %s, not %s", what, example, describe(v))
-			return
-		}
-		for _, item := range v.Content {
-			checkValue(what+" item", deref(item).Line, word, item, fail)
-		}
-	case levelList:
-		if v.Kind != yaml.SequenceNode {
-			fail(line, "%s must be a list of levels, like [{threshold: 2.0, severity: warning}], not %s", what, describe(v))
-			return
-		}
-		for i, item := range v.Content {
-			item = deref(item)
-			if item.Kind != yaml.MappingNode {
-				fail(item.Line, "level %d must be a mapping like {threshold: 2.0, severity: warning, name: báo động 2}, not %s",
-					i+1, describe(item))
-				continue
-			}
-			eachPair(item, fail, fmt.Sprintf("level %d key", i+1), func(k, val *yaml.Node) {
-				what := fmt.Sprintf("level %d %s", i+1, k.Value)
-				switch k.Value {
-				case "threshold":
-					checkValue(what, k.Line, number, val, fail)
-				case "severity":
-					checkValue(what, k.Line, word, val, fail)
-				case "name":
-					checkValue(what, k.Line, text, val, fail)
-				default:
-					fail(k.Line, "unknown level key %q (threshold, severity or name)", k.Value)
-				}
-			})
-		}
-	}
-}
-
-// eachPair calls f for each key of a mapping given once, reporting the
-// repeated ones.
-func eachPair(m *yaml.Node, fail func(int, string, ...any), what string, f func(k, v *yaml.Node)) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if first, dup := seen[k.Value]; dup {
-			fail(k.Line, "%s %q is given twice (first on line %d)", what, k.Value, first)
-			continue
-		}
-		seen[k.Value] = k.Line
-		f(k, m.Content[i+1])
-	}
-}
-
-func nodeKind(v *yaml.Node) string {
-	switch v.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	}
-	return "value"
-}
-
-func tagName(tag string) string {
-	switch tag {
-	case "!!int", "!!float":
-		return "number"
-	case "!!bool":
-		return "boolean"
-	}
-	return strings.TrimPrefix(tag, "!!")
-}
-
-// describe names a value for messages: 'a list', 'the text "x"', '42'.
-func describe(v *yaml.Node) string {
-	switch {
-	case v.Kind != yaml.ScalarNode:
-		return "a " + nodeKind(v)
-	case v.ShortTag() == "!!str":
-		return fmt.Sprintf("the text %q", v.Value)
-	}
-	return v.Value
-}
-
-// lookup finds key in a mapping: the key node and its value (aliases
-// followed), or nils.
-func lookup(m *yaml.Node, key string) (k, v *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i], deref(m.Content[i+1])
-		}
-	}
-	return nil, nil
-}
-
-// deref follows an alias (*name) to its anchored node.
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
 // monotone reports whether adding events to a pane can only move agg in
 // the direction op alerts on.
 func monotone(agg string, op Op) bool {
@@ -766,35 +443,6 @@ func monotone(agg string, op Op) bool {
 		return !op.rising()
 	}
 	return false
-}
-
-var lineRe = regexp.MustCompile(`line (\d+): `)
-
-// yamlLine finds the line an error of yaml.v3 names (def when none).
-func yamlLine(err error, def int) int {
-	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
-		var n int
-		fmt.Sscanf(m[1], "%d", &n)
-		return n
-	}
-	return def
-}
-
-// yamlMsg strips yaml.v3's own prefixes so the line is said once.
-func yamlMsg(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	return lineRe.ReplaceAllString(msg, "")
-}
-
-// keyLine is the line of key in a rule mapping, or the rule's line.
-func keyLine(n *yaml.Node, key string) int {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i].Line
-		}
-	}
-	return n.Line
 }
 
 // parseHours reads "06:00-21:00".
