@@ -190,7 +190,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 	var boardAPI httpapi.Alerts
 	if rules != nil {
 		var engine *alert.Engine
-		alerting, engine, windows, err = restoreEngine(ctx, cfg, st, js, rules.current(), nil, "", ackFloor, m, log)
+		alerting, engine, windows, err = restoreEngine(ctx, cfg, st, streamAlerts(js), rules.current(), nil, "", ackFloor, m, log)
 		if err != nil {
 			return err
 		}

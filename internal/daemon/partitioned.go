@@ -156,7 +156,7 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	// no windows, no alerts.
 	if s.rules != nil && !share.Rejects {
 		var engine *alert.Engine
-		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, s.js, s.rules.current(), share.Owns,
+		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, streamAlerts(s.js), s.rules.current(), share.Owns,
 			share.Scope(), floor, s.m, log)
 		if err != nil {
 			return fail(err)

@@ -18,9 +18,27 @@ import (
 	"github.com/iocstream/iocstream/internal/event"
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/metrics"
-	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
 )
+
+// history is what a restart reads back from ClickHouse; *store.Store
+// implements it.
+type history interface {
+	LatestBySource(ctx context.Context, maxSeq uint64, keep func(area string) bool) (map[string]int64, error)
+	ReadEvents(ctx context.Context, fromMs map[string]int64, maxSeq uint64, fn func(ev *event.Event, latestMs int64)) (int, error)
+	LatestWindowStart(ctx context.Context) (int64, error)
+	ReadPanes(ctx context.Context, sizeSec uint32, fromSec int64, metrics []string, fn func(r *window.Row)) (int, error)
+	AlertKeys(ctx context.Context) (map[string]bool, error)
+	InsertAlerts(ctx context.Context, alerts []alert.Alert) error
+}
+
+// alertLog reads back every transition of IOC_ALERTS.
+type alertLog func(ctx context.Context) (all []alert.Alert, skipped int, err error)
+
+// streamAlerts reads IOC_ALERTS.
+func streamAlerts(js jetstream.JetStream) alertLog {
+	return func(ctx context.Context) ([]alert.Alert, int, error) { return broker.ReadAlerts(ctx, js) }
+}
 
 // restoreEngine builds an alert engine and the windows, and rebuilds their
 // state in the one order that works: the last transition of every alert
@@ -30,7 +48,7 @@ import (
 // the ack floor, from which the engine knows what it had decided. keep,
 // when set, selects the areas this engine owns (a partition); scope names
 // them in fingerprints of groups keyed by neither area nor source.
-func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js jetstream.JetStream, rules []alert.Rule,
+func restoreEngine(ctx context.Context, cfg config.Config, st history, alerts alertLog, rules []alert.Rule,
 	keep func(area string) bool, scope string, ackFloor uint64, m *metrics.Metrics,
 	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *window.Set, error) {
 	names := map[string]string{}
@@ -46,7 +64,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 	mine := func(area string) bool { return keep == nil || keep(area) }
 
 	start := time.Now()
-	all, skipped, err := broker.ReadAlerts(ctx, js)
+	all, skipped, err := alerts(ctx)
 	if err != nil {
 		return ingest.Alerting{}, nil, nil, err
 	}
@@ -86,7 +104,8 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 		return ingest.Alerting{}, nil, nil, err
 	}
 	var history []window.Row
-	from := newest - int64(max(longest, 24*time.Hour).Seconds()) // 24 h: NowCast and corrections of vn_aqi
+	// The longest rule's history, and what the VN_AQI deriver needs (NowCast and corrections).
+	from := min(newest-int64(longest.Seconds()), deriver.RestoreFromMs(newest*1000)/1000)
 	panes, err := st.ReadPanes(ctx, paneSec, from, historyMetrics(rules), func(r *window.Row) {
 		if !mine(r.Area) {
 			return
@@ -120,7 +139,7 @@ func restoreEngine(ctx context.Context, cfg config.Config, st *store.Store, js j
 // repairAlertsTable writes the transitions JetStream stored but the alerts
 // table lacks: the process that published them died before its insert, and
 // the restored engine will not decide them again.
-func repairAlertsTable(ctx context.Context, st *store.Store, all []alert.Alert, log zerolog.Logger) error {
+func repairAlertsTable(ctx context.Context, st history, all []alert.Alert, log zerolog.Logger) error {
 	if len(all) == 0 {
 		return nil
 	}
@@ -148,7 +167,10 @@ func repairAlertsTable(ctx context.Context, st *store.Store, all []alert.Alert, 
 // those the threshold rules name and the pollutants of vn_aqi. Nil (read
 // every metric) when a rule selects metrics by a glob or not at all.
 func historyMetrics(rules []alert.Rule) []string {
-	set := map[string]bool{aqi.PM25: true, aqi.PM10: true, aqi.O3: true, aqi.CO: true, aqi.SO2: true, aqi.NO2: true}
+	set := map[string]bool{}
+	for _, p := range aqi.Pollutants {
+		set[p] = true
+	}
 	for _, r := range rules {
 		if r.Kind != alert.KindThreshold {
 			continue
@@ -176,7 +198,7 @@ func historyMetrics(rules []alert.Rule) []string {
 // to the ack floor) count: the ones after it come again from JetStream, in
 // their original order, and are processed as the first time, so every
 // late/drop decision and every window they touch comes out the same.
-func restoreWindows(ctx context.Context, cfg config.Config, st *store.Store, ackFloor uint64, keep func(area string) bool,
+func restoreWindows(ctx context.Context, cfg config.Config, st history, ackFloor uint64, keep func(area string) bool,
 	onEvent func(*event.Event), m *metrics.Metrics, log zerolog.Logger) (*window.Set, error) {
 	sizes := make([]time.Duration, len(cfg.WindowSizes))
 	for i, d := range cfg.WindowSizes {
