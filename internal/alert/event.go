@@ -94,18 +94,18 @@ func (c Condition) lookup(ev *event.Event) (operand, bool, bool) {
 func (c Condition) holds(v operand, num bool) bool {
 	if want, err := strconv.ParseFloat(c.Value, 64); err == nil && num {
 		switch c.Op {
-		case "==":
+		case Equal:
 			return v.num == want
-		case "!=":
+		case NotEqual:
 			return v.num != want
 		default:
-			return Op(c.Op).Holds(v.num, want)
+			return c.Op.Holds(v.num, want)
 		}
 	}
 	switch c.Op {
-	case "==":
+	case Equal:
 		return v.str == c.Value
-	case "!=":
+	case NotEqual:
 		return v.str != c.Value
 	}
 	return false // an order comparison needs numbers on both sides

@@ -115,7 +115,7 @@ func (p *ruleParser) event(r *Rule) {
 				"(a name of letters, digits and _ starting with a letter, e.g. confidence) or one of its attrs "+
 				"(attrs.<key>, e.g. attrs.priority), up to 48 characters, not %q", w, m[1])})
 		default:
-			r.When = append(r.When, Condition{Field: m[1], Op: m[2], Value: strings.Trim(m[3], `"'`)})
+			r.When = append(r.When, Condition{Field: m[1], Op: Op(m[2]), Value: strings.Trim(m[3], `"'`)})
 		}
 	}
 }

@@ -77,7 +77,7 @@ type Match struct {
 // Condition compares a metric or attr of an event with a value.
 type Condition struct {
 	Field string // metric name, or attrs.<key>
-	Op    string // >, >=, <, <=, ==, !=
+	Op    Op     // >, >=, <, <=, ==, !=
 	Value string
 }
 

@@ -25,12 +25,16 @@ const (
 // Op compares a value with a threshold.
 type Op string
 
-// The comparison operators of the rules file.
+// The comparison operators of the rules file: the four orders, which
+// threshold rules use, and equality, which only an event rule's when
+// conditions may also use.
 const (
 	Greater      Op = ">"
 	GreaterEqual Op = ">="
 	Less         Op = "<"
 	LessEqual    Op = "<="
+	Equal        Op = "=="
+	NotEqual     Op = "!="
 )
 
 // Holds reports whether value op threshold.
@@ -48,8 +52,8 @@ func (op Op) Holds(value, threshold float64) bool {
 	return false
 }
 
-// valid reports whether op is one of the four comparisons; the rules file
-// and Threshold.Validate both ask it.
+// valid reports whether op is one of the four order comparisons, all a
+// threshold takes; the rules file and Threshold.Validate both ask it.
 func (op Op) valid() bool {
 	switch op {
 	case Greater, GreaterEqual, Less, LessEqual:
