@@ -366,7 +366,7 @@ func (e *Engine) bindSeries(s *seriesEntry) {
 		if rs.Kind == KindThreshold && rs.Match.selects(k.kind, k.typ, k.metric, k.area, k.source) {
 			s.rules = append(s.rules, rs)
 			s.early = s.early || rs.Early
-			// window + for: a restart can rebuild a pending timer from it (WarmUp).
+			// window + for: a restart rebuilds a pending timer from it (RestoreWindows).
 			s.keepMs = max(s.keepMs, (rs.Window + rs.Threshold.For).Milliseconds())
 		}
 	}
