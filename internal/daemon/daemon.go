@@ -124,6 +124,9 @@ func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (*sto
 // Serve runs iocd until ctx ends, then drains; version is logged at start.
 func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) error {
 	log.Info().Str("version", version).Interface("config", cfg.Redacted()).Msg("starting iocd")
+	if err := httpapi.CheckTokens(cfg.HTTPTokens); err != nil {
+		return err
+	}
 	m := metrics.New()
 
 	st, err := openStore(ctx, cfg, log)
@@ -243,7 +246,9 @@ func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.St
 		return nil, err
 	}
 	api.HandleSources(sources, pending)
-	api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes)
+	if err := api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes); err != nil {
+		return nil, err
+	}
 	go api.Serve()
 	return api, nil
 }

@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -25,8 +26,10 @@ type Acknowledger interface {
 }
 
 // ackAlert serves POST /api/v1/alerts/{fingerprint}/ack with a JSON body
-// {"by": "who", "comment": "optional"}. The acknowledgement is published
-// as a transition of the alert, which the stream then shows.
+// {"comment": "optional"}. The actor is the token's name (an operator or
+// admin; a viewer gets 403); with the API open, the body's "by" (default
+// "anonymous"). The acknowledgement is published as a transition of the
+// alert, which the stream then shows.
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	fp := r.PathValue("fingerprint")
 	var body struct {
@@ -35,15 +38,18 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{
-			"error": `the body must be JSON like {"by": "operator name", "comment": "optional"}: ` + err.Error()})
+			"error": `the body must be JSON like {"comment": "optional"}: ` + err.Error()})
 		return
 	}
-	body.By = strings.TrimSpace(body.By)
+	id, ok := actor(w, r, body.By, RoleOperator)
+	if !ok {
+		return
+	}
 	switch {
-	case body.By == "" || utf8.RuneCountInString(body.By) > 100:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the field by must name who acknowledges, 1 to 100 characters"})
+	case utf8.RuneCountInString(id.Name) > 100:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the field by must be at most 100 characters"})
 		return
 	case utf8.RuneCountInString(body.Comment) > 500:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the field comment must be at most 500 characters"})
@@ -51,8 +57,9 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, a := range s.alerts.Firing() {
 		if a.Fingerprint == fp {
-			s.acker.Acknowledge(fp, body.By, body.Comment)
-			s.log.Info().Str("fingerprint", fp).Str("alert", a.ID).Str("rule", a.Rule).Str("by", body.By).Msg("alert acknowledged")
+			s.acker.Acknowledge(fp, id.Name, body.Comment)
+			s.log.Info().Str("fingerprint", fp).Str("alert", a.ID).Str("rule", a.Rule).Str("by", id.Name).
+				Stringer("role", id.Role).Msg("alert acknowledged")
 			writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "fingerprint": fp, "id": a.ID})
 			return
 		}

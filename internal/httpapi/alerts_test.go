@@ -313,7 +313,8 @@ func TestAlertAck(t *testing.T) {
 	}{
 		{"accepted", "fp1", `{"by": " Lan ", "comment": "đội cứu hộ đã tới"}`, http.StatusAccepted, `"status":"accepted"`},
 		{"not firing", "fp2", `{"by": "Lan"}`, http.StatusNotFound, "no firing alert"},
-		{"nobody", "fp1", `{"by": "  "}`, http.StatusBadRequest, "by must name"},
+		{"open API, nobody named", "fp1", `{"by": "  "}`, http.StatusAccepted, `"status":"accepted"`},
+		{"open API, no body", "fp1", ``, http.StatusAccepted, `"status":"accepted"`},
 		{"not JSON", "fp1", `by=Lan`, http.StatusBadRequest, "must be JSON"},
 		{"unknown field", "fp1", `{"by": "Lan", "severity": "info"}`, http.StatusBadRequest, "unknown field"},
 		{"comment too long", "fp1", `{"by": "Lan", "comment": "` + strings.Repeat("x", 501) + `"}`, http.StatusBadRequest, "at most 500"},
@@ -326,7 +327,7 @@ func TestAlertAck(t *testing.T) {
 			}
 		})
 	}
-	if len(b.acks) != 1 || b.acks[0] != "fp1|Lan|đội cứu hộ đã tới" {
+	if len(b.acks) != 3 || b.acks[0] != "fp1|Lan|đội cứu hộ đã tới" || b.acks[1] != "fp1|anonymous|" {
 		t.Fatalf("acknowledgements passed on: %q", b.acks)
 	}
 }

@@ -31,12 +31,13 @@ func TestHTTPTokenAndNoSecretInLogs(t *testing.T) {
 	const httpToken, natsToken, natsPassword = "http-tok-8c1f3e", "nats-tok-77aa01", "nats-pw-19be42"
 	// The NATS server here has no auth: it ignores the credentials, but
 	// iocd still holds them and must not print them.
-	d := newIOCD(t, ns.url(), db, "IOC_HTTP_TOKENS=other-token,"+httpToken, "IOC_NATS_TOKEN="+natsToken,
+	const viewerToken = "view-tok-5512aa"
+	d := newIOCD(t, ns.url(), db, "IOC_HTTP_TOKENS=other-token,lan:operator="+httpToken+",minh:viewer="+viewerToken, "IOC_NATS_TOKEN="+natsToken,
 		"IOC_NATS_PASSWORD="+natsPassword, "IOC_NATS_USER=iocd")
 	d.start()
 	waitFor(t, 60*time.Second, "iocd ready (the probe is open)", func() (bool, string) { return ready(d.http), "not ready" })
-	get := func(path, token string) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+d.http+path, nil)
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, "http://"+d.http+path, strings.NewReader(`{}`))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -47,6 +48,7 @@ func TestHTTPTokenAndNoSecretInLogs(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	get := func(path, token string) int { return do(http.MethodGet, path, token) }
 	for _, c := range []struct {
 		path, token string
 		want        int
@@ -58,10 +60,19 @@ func TestHTTPTokenAndNoSecretInLogs(t *testing.T) {
 		{"/api/v1/sources", httpToken, http.StatusOK},
 		{"/metrics", "", http.StatusOK},
 		{"/healthz", "", http.StatusOK},
+		{"/api/v1/alerts", viewerToken, http.StatusOK},
 	} {
 		if got := get(c.path, c.token); got != c.want {
 			t.Errorf("GET %s (token %q): %d, want %d", c.path, c.token, got, c.want)
 		}
+	}
+	// A viewer may not act; an operator may (here on no firing alert: 404).
+	post := func(token string) int { return do(http.MethodPost, "/api/v1/alerts/0123456789abcdef/ack", token) }
+	if got := post(viewerToken); got != http.StatusForbidden {
+		t.Errorf("a viewer's acknowledgement: %d, want 403", got)
+	}
+	if got := post(httpToken); got != http.StatusNotFound {
+		t.Errorf("an operator's acknowledgement of no firing alert: %d, want 404", got)
 	}
 	if err, _ := d.terminate(30 * time.Second); err != nil {
 		t.Fatal(err)
@@ -70,10 +81,29 @@ func TestHTTPTokenAndNoSecretInLogs(t *testing.T) {
 	if err != nil || len(logs) == 0 {
 		t.Fatalf("no log: %v", err)
 	}
-	for _, secret := range []string{httpToken, "other-token", natsToken, natsPassword} {
+	for _, secret := range []string{httpToken, "other-token", viewerToken, natsToken, natsPassword} {
 		if strings.Contains(string(logs), secret) {
 			t.Errorf("the log contains the secret %q", secret)
 		}
+	}
+}
+
+// TestMalformedTokenEntryRefused: a malformed IOC_HTTP_TOKENS entry stops
+// iocd at start-up with a clear error that does not show the secret.
+func TestMalformedTokenEntryRefused(t *testing.T) {
+	db, _ := testDB(t)
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), db, "IOC_HTTP_TOKENS=good-token,lan:boss=secret-tok-9a71")
+	d.start()
+	select {
+	case err := <-d.done:
+		d.cmd = nil
+		logs, _ := os.ReadFile(d.logs)
+		if err == nil || !strings.Contains(string(logs), "IOC_HTTP_TOKENS entry 2") || strings.Contains(string(logs), "secret-tok-9a71") {
+			t.Fatalf("exit %v; log:\n%s", err, logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("iocd started with a malformed token entry")
 	}
 }
 
