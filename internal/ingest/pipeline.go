@@ -94,9 +94,11 @@ type Config struct {
 	BatchSize     int           // messages per batch
 	FlushInterval time.Duration // longest time a message waits before its batch is written
 	EarlyInterval time.Duration // how often open windows are written early (final = 0)
-	// EvalInterval is how often, between batches, windows that became
-	// final are handed to the alert engine (and kept for the batch): a
-	// threshold alert should not wait for the next ClickHouse write.
+	// EvalInterval is how often, between batches, the pipeline looks for
+	// sources gone idle (their windows become final) and advances the alert
+	// engine's clock (resolve_after, absence): a decision taken while no
+	// events arrive should not wait for the next batch. Windows finalised
+	// by the watermark reach the engine at the event that finalises them.
 	EvalInterval    time.Duration
 	MaxFutureSkew   time.Duration
 	ShutdownTimeout time.Duration // how long a drain may take on shutdown
