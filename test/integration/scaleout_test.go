@@ -182,10 +182,19 @@ func TestFaultScaleOutSIGKILL(t *testing.T) {
 		for _, c := range partitionConsumers(t, js) {
 			pending += c.NumPending + uint64(c.NumAckPending)
 		}
+		// The publisher still running is what makes the kill land in the
+		// load; how many messages wait at that instant is chance (the
+		// consumers keep up with it between two of its chunks).
+		loadRunning := true
+		select {
+		case <-published:
+			loadRunning = false
+		default:
+		}
 		procs[victim].kill()
 		killed := time.Now()
-		t.Logf("kill %d: SIGKILL %s holding %v; %d messages pending", kill+1, victim, keys, pending)
-		if pending == 0 {
+		t.Logf("kill %d: SIGKILL %s holding %v; %d messages pending or unacknowledged", kill+1, victim, keys, pending)
+		if !loadRunning {
 			t.Errorf("kill %d landed after the load; it proves nothing", kill+1)
 		}
 		waitFor(t, leaseTTL+15*time.Second, "the victim's partitions taken over", func() (bool, string) {
