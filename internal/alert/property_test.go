@@ -313,7 +313,7 @@ func brute(rules []Rule, stream []propEvent) []propTransition {
 			}
 			panes := map[int64]*paneAgg{}
 			for _, pe := range stream[:stored] {
-				start := floorDiv(pe.tMs, propPane) * propPane
+				start := window.Start(pe.tMs, propPane)
 				if pe.source != s || start < from || start+propPane > endMs {
 					continue
 				}
@@ -426,7 +426,7 @@ func brute(rules []Rule, stream []propEvent) []propTransition {
 		wm := latest[s] - propLateness
 		var closing []int64
 		for _, prev := range stream[:stored] {
-			st := floorDiv(prev.tMs, propPane) * propPane
+			st := window.Start(prev.tMs, propPane)
 			if prev.source == s && !final[s][st] && st+propPane <= wm && !slices.Contains(closing, st) {
 				closing = append(closing, st)
 			}
@@ -435,9 +435,9 @@ func brute(rules []Rule, stream []propEvent) []propTransition {
 		for _, st := range closing {
 			finalPane(s, st)
 		}
-		done[s] = max(done[s], floorDiv(wm, propPane)*propPane)
+		done[s] = max(done[s], window.Start(wm, propPane))
 		decideReady()
-		start := floorDiv(pe.tMs, propPane) * propPane
+		start := window.Start(pe.tMs, propPane)
 		stored = i + 1
 		if start+propPane <= wm && !final[s][start] {
 			finalPane(s, start) // a pane behind the watermark is final at once
@@ -459,7 +459,7 @@ func brute(rules []Rule, stream []propEvent) []propTransition {
 	for s := range done {
 		done[s] = math.MaxInt64 // idle: everything final
 		for _, pe := range stream {
-			if st := floorDiv(pe.tMs, propPane) * propPane; pe.source == s && !final[s][st] {
+			if st := window.Start(pe.tMs, propPane); pe.source == s && !final[s][st] {
 				finalPane(s, st)
 			}
 		}

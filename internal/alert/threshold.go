@@ -184,17 +184,14 @@ func (g *group) ready(endMs int64) bool {
 // earlyEvent adds an event to the open panes of the early rules' series
 // and evaluates those rules over the panes as they are now.
 func (e *Engine) earlyEvent(k eventKey, ev *event.Event) {
-	start := floorDiv(ev.TimeMs, e.cfg.PaneMs) * e.cfg.PaneMs
+	start := window.Start(ev.TimeMs, e.cfg.PaneMs)
 	end := start + e.cfg.PaneMs
 	for i := -1; i < len(ev.MetricNames); i++ {
 		metric, v := window.EventsMetric, 1.0
 		if i >= 0 {
 			metric, v = ev.MetricNames[i], ev.MetricValues[i]
 		}
-		s, ok := e.series[seriesKey{k.kind, k.typ, metric, k.area, k.source}]
-		if !ok {
-			s = e.seriesOf(seriesKey{k.kind, k.typ, metric, k.area, k.source})
-		}
+		s := e.seriesOf(seriesKey{k.kind, k.typ, metric, k.area, k.source})
 		// A pane behind the source's progress is final: the windows'
 		// log carries it (a correction included) before the event.
 		if !s.early || end <= s.src.doneMs || !s.addPartial(start, end, v) {
@@ -596,12 +593,4 @@ func (s *slope) perHour(minSpanMs float64) (float64, bool) {
 		return 0, false
 	}
 	return (n*s.sumTV - s.sumT*s.sumV) / den * float64(time.Hour/time.Millisecond), true
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

@@ -210,6 +210,10 @@ func (a *agg) add(v float64, tMs int64, id string) {
 	a.max = math.Max(a.max, v)
 }
 
+// Start is the start of the window of sizeMs that holds tMs: windows are
+// aligned to the epoch, before 1970 too.
+func Start(tMs, sizeMs int64) int64 { return floorDiv(tMs, sizeMs) * sizeMs }
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
