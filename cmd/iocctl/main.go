@@ -1,16 +1,10 @@
-// Command iocctl is the operator's command line for iocd: it lists the
-// alerts firing now and follows alert transitions live, from iocd's HTTP
-// API.
-//
-//	iocctl alerts                         the alerts firing now
-//	iocctl alerts watch                   the firing alerts, then every transition as it happens
-//	iocctl [--by NAME] alerts ack FINGERPRINT [COMMENT]
-//	                                      acknowledge a firing alert
+// Command iocctl is the operator's command line for iocd's HTTP API: the
+// alerts firing now, live transitions, operators' actions and silences.
+// See usage for the commands.
 package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -41,9 +34,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	api := fs.String("api", defaultAPI(), "iocd's HTTP address (env IOC_HTTP_ADDR)")
 	token := fs.String("token", os.Getenv("IOC_HTTP_TOKEN"), "bearer token, when iocd requires one (env IOC_HTTP_TOKEN)")
 	color := fs.Bool("color", isTerminal(stdout), "colour severities")
-	by := fs.String("by", os.Getenv("USER"), "who acknowledges (alerts ack)")
+	by := fs.String("by", os.Getenv("USER"), "who acts, when iocd has no tokens (with tokens, the token's name is)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: iocctl [flags] alerts [watch]\n       iocctl [flags] alerts ack FINGERPRINT [COMMENT]")
+		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -62,17 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		watch(ctx, c, p, stderr)
 		return 0
 	}
-	if a := fs.Args(); len(a) >= 3 && len(a) <= 4 && a[0] == "alerts" && a[1] == "ack" {
-		comment := ""
-		if len(a) == 4 {
-			comment = a[3]
-		}
-		if err := acknowledge(ctx, c, a[2], *by, comment); err != nil {
-			fmt.Fprintln(stderr, "iocctl:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "acknowledged %s as %s\n", a[2], *by)
-		return 0
+	if code, ok := command(ctx, c, *by, fs.Args(), stdout, stderr); ok {
+		return code
 	}
 	fs.Usage()
 	return 2
@@ -136,24 +120,6 @@ func list(ctx context.Context, c client, p printer) error {
 		return fmt.Errorf("read alerts: %w", err)
 	}
 	p.firing(alerts)
-	return nil
-}
-
-func acknowledge(ctx context.Context, c client, fingerprint, by, comment string) error {
-	body, err := json.Marshal(map[string]string{"by": by, "comment": comment})
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(ctx, http.MethodPost, "/api/v1/alerts/"+url.PathEscape(fingerprint)+"/ack", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		var e struct{ Error string }
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("acknowledge %s: %s: %s", fingerprint, resp.Status, e.Error)
-	}
 	return nil
 }
 
@@ -277,6 +243,12 @@ func (p printer) line(a alert.Alert, status string) {
 	ack := ""
 	if a.AcknowledgedBy != "" {
 		ack = "  [đã tiếp nhận: " + a.AcknowledgedBy + "]"
+	}
+	if a.Assignee != "" {
+		ack += "  [giao cho: " + a.Assignee + "]"
+	}
+	if len(a.SilencedBy) > 0 {
+		ack += "  [tạm ẩn]"
 	}
 	fmt.Fprintf(p.w, "%s  %s %s  %-22s %-12s %s  (%s)%s\n", a.UpdatedAt.Local().Format("15:04:05"), sev, status, a.Rule, a.Area,
 		a.Summary, a.Fingerprint, ack)

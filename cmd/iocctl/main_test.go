@@ -118,7 +118,7 @@ type ackingBoard struct {
 	got chan string
 }
 
-func (b ackingBoard) Acknowledge(fp, by, comment string) { b.got <- fp + "|" + by + "|" + comment }
+func (b ackingBoard) Act(fp string, a alert.Action) { b.got <- fp + "|" + a.Actor + "|" + a.Comment }
 
 func TestAck(t *testing.T) {
 	b := ackingBoard{alert.NewBoard(), make(chan string, 1)}

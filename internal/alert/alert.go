@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iocstream/iocstream/internal/subject"
@@ -41,6 +42,22 @@ type Alert struct {
 	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
 	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
 	AckComment     string     `json:"ackComment,omitempty"`
+	// Who is handling it (a person or a unit such as pccc-hue), kept
+	// across escalations until the alert resolves.
+	Assignee   string     `json:"assignee,omitempty"`
+	AssignedBy string     `json:"assignedBy,omitempty"`
+	AssignedAt *time.Time `json:"assignedAt,omitempty"`
+	// Comments counts the operators' comments on this episode; their text
+	// is in the alert_actions table.
+	Comments int `json:"comments,omitempty"`
+	// SilencedBy lists the silences active when the transition was
+	// decided (on the board: those active now). A silence changes no
+	// decision; a notifier may skip a silenced alert (Ioc-Silenced header).
+	SilencedBy []string `json:"silencedBy,omitempty"`
+
+	// Action is the operator's action this transition records, nil for a
+	// decision on the data. It travels in the Ioc-Action header.
+	Action *Action `json:"-"`
 
 	// Seq numbers the transitions of one id from 1; it travels in the
 	// Nats-Msg-Id header (<id>:<seq>), not in the JSON.
@@ -93,4 +110,38 @@ func Latest(all []Alert) []Alert {
 		out = append(out, a)
 	}
 	return out
+}
+
+// Field is the alert's value of a silence matcher's name: rule, severity,
+// kind, type, metric, area, source, category or labels.<key> ("" for any
+// other name and for an absent label, as in Alertmanager).
+func (a *Alert) Field(name string) string {
+	switch name {
+	case "rule":
+		return a.Rule
+	case "severity":
+		return string(a.Severity)
+	case "kind":
+		return a.Kind
+	case "type":
+		return a.Type
+	case "metric":
+		return a.Metric
+	case "area":
+		return a.Area
+	case "source":
+		return a.Source
+	case "category":
+		return a.Category
+	}
+	if key, ok := strings.CutPrefix(name, "labels."); ok {
+		return a.Labels[key]
+	}
+	return ""
+}
+
+// Silencer tells which silences match an alert now; the engine records
+// them in each transition it decides.
+type Silencer interface {
+	SilencedBy(a *Alert) []string
 }

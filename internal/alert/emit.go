@@ -39,10 +39,7 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 	if a.Labels == nil {
 		a.Labels = map[string]string{}
 	}
-	if g.ackBy != "" {
-		ackAt := g.ackAt
-		a.AcknowledgedBy, a.AcknowledgedAt, a.AckComment = g.ackBy, &ackAt, g.ackComment
-	}
+	g.ops.render(&a)
 	switch rs.Kind {
 	case KindThreshold:
 		a.Op, a.Agg, a.Window = string(rs.Threshold.Op), rs.Agg, formatDuration(rs.Window)
@@ -66,7 +63,10 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 		}
 		g.resolveWhy = ""
 		a.Summary = "Đã kết thúc: " + g.lastSummary + "; " + why
-		g.ackBy, g.ackComment = "", "" // the next episode starts unacknowledged
+		g.ops = operatorState{} // the next episode starts afresh
+	}
+	if e.cfg.Silences != nil {
+		a.SilencedBy = e.cfg.Silences.SilencedBy(&a)
 	}
 	e.out = append(e.out, a)
 }

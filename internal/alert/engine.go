@@ -37,10 +37,13 @@ type EngineConfig struct {
 	// neither area nor source: each partition computes such a group over
 	// its own areas only, and two partitions must not fire one alert.
 	Scope string
+	// Silences, when set, marks each transition with the silences that
+	// match it when decided (silencedBy); it changes no decision.
+	Silences Silencer
 }
 
 // Engine evaluates the rules over events and window panes and produces
-// alert transitions. All methods but SetRules and Acknowledge belong to one
+// alert transitions. All methods but SetRules and Act belong to one
 // goroutine (the pipeline's): the engine needs no locks on its hot path.
 //
 // Time inside the engine is event time: threshold rules are evaluated at
@@ -54,7 +57,7 @@ type Engine struct {
 	mu      sync.Mutex
 	pending []Rule // set by SetRules, applied by the owner goroutine
 	swap    bool
-	acks    []ack // set by Acknowledge, applied by the owner goroutine
+	acts    []pendingAction // set by Act, applied by the owner goroutine
 
 	rules     []*ruleState
 	series    map[seriesKey]*seriesEntry
@@ -119,8 +122,7 @@ type group struct {
 	value             float64
 	lastSummary       string
 	resolveWhy        string
-	ackBy, ackComment string
-	ackAt             time.Time
+	ops               operatorState
 	firingThreshold   float64
 }
 
@@ -245,48 +247,14 @@ func sameRule(a, b Rule) bool {
 func (e *Engine) applyPending() {
 	e.mu.Lock()
 	rules, swap := e.pending, e.swap
-	acks := e.acks
-	e.pending, e.swap, e.acks = nil, false, nil
+	acts := e.acts
+	e.pending, e.swap, e.acts = nil, false, nil
 	e.mu.Unlock()
 	if swap {
 		e.install(rules)
 	}
-	for _, a := range acks {
-		e.acknowledge(a)
-	}
-}
-
-// ack is an operator's acknowledgement waiting for the owner goroutine.
-type ack struct {
-	fingerprint, by, comment string
-	at                       time.Time
-}
-
-// Acknowledge records that an operator has seen a firing alert; it takes
-// effect (a transition of the same id carrying who and when) at the next
-// evaluation, within 100 ms in iocd. An alert that is not firing then is
-// left alone. Safe to call from any goroutine (the HTTP API's).
-func (e *Engine) Acknowledge(fingerprint, by, comment string) {
-	e.mu.Lock()
-	e.acks = append(e.acks, ack{fingerprint, by, comment, e.cfg.Now().UTC()})
-	e.mu.Unlock()
-}
-
-func (e *Engine) acknowledge(a ack) {
-	for _, rs := range e.rules {
-		for _, g := range rs.groups {
-			if g.fp != a.fingerprint {
-				continue
-			}
-			if !g.tr.firing() || g.ackBy == a.by && g.ackComment == a.comment {
-				return
-			}
-			g.ackBy, g.ackComment, g.ackAt = a.by, a.comment, a.at
-			g.tr.touch()
-			// Not a new decision on the data: the evaluation time stays.
-			e.emit(rs, g, StatusFiring, g.lastEvalMs, g.value, g.firingThreshold)
-			return
-		}
+	for _, a := range acts {
+		e.act(a)
 	}
 }
 

@@ -64,8 +64,8 @@ func (e *Engine) Restore(last []Alert) {
 		}
 		g.kind, g.typ, g.metric, g.area, g.source = a.Kind, a.Type, a.Metric, a.Area, a.Source
 		g.value, g.lastSummary, g.firingThreshold = a.Value, a.Summary, a.Threshold
-		if a.Status == StatusFiring && a.AcknowledgedBy != "" && a.AcknowledgedAt != nil {
-			g.ackBy, g.ackComment, g.ackAt = a.AcknowledgedBy, a.AckComment, *a.AcknowledgedAt
+		if a.Status == StatusFiring {
+			g.ops.restore(&a)
 		}
 		switch {
 		case a.Status != StatusFiring:

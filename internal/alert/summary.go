@@ -93,25 +93,13 @@ func placeholder(name string, a *Alert, level string, areaNames map[string]strin
 		return formatValue(a.Threshold)
 	case "level":
 		return level
-	case "severity":
-		return string(a.Severity)
-	case "rule":
-		return a.Rule
-	case "kind":
-		return a.Kind
-	case "type":
-		return a.Type
-	case "metric":
-		return a.Metric
-	case "area":
-		return a.Area
+	case "severity", "rule", "kind", "type", "metric", "area", "source":
+		return a.Field(name)
 	case "area_name":
 		if n, ok := areaNames[a.Area]; ok {
 			return n
 		}
 		return a.Area
-	case "source":
-		return a.Source
 	case "window":
 		return a.Window
 	case "agg":

@@ -480,7 +480,7 @@ func (e *Engine) evaluate(rs *ruleState, g *group, endMs int64, final bool) {
 	}
 	if changed {
 		if state == Firing && t.Status == StatusFiring && g.tr.levelIndex() > level {
-			g.ackBy, g.ackComment = "", "" // worse than what was acknowledged
+			g.ops.clearAck() // worse than what was acknowledged
 		}
 		e.emit(rs, g, t.Status, endMs, value, t.Threshold)
 		e.out[len(e.out)-1].Early = !final

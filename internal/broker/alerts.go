@@ -20,6 +20,10 @@ const (
 	headerEvalTime = "Ioc-Eval-Time"
 	headerSeq      = "Ioc-Alert-Seq"
 	headerEarly    = "Ioc-Early"
+	headerAction   = "Ioc-Action"
+	// HeaderSilenced is "true" on a transition some silence matched, so a
+	// notifier can skip it without parsing the JSON (CONTRACT.md section 8).
+	HeaderSilenced = "Ioc-Silenced"
 )
 
 // AlertMsg is the message of one alert transition: the contract JSON on
@@ -37,6 +41,16 @@ func AlertMsg(a *alert.Alert) (*nats.Msg, error) {
 	}
 	if a.Early {
 		h.Set(headerEarly, "true")
+	}
+	if len(a.SilencedBy) > 0 {
+		h.Set(HeaderSilenced, "true")
+	}
+	if a.Action != nil {
+		act, err := json.Marshal(a.Action)
+		if err != nil {
+			return nil, fmt.Errorf("broker: encode the action of alert %s: %w", a.MsgID(), err)
+		}
+		h.Set(headerAction, string(act))
 	}
 	return &nats.Msg{Subject: a.Subject(), Data: data, Header: h}, nil
 }
@@ -61,6 +75,12 @@ func parseAlert(data []byte, h nats.Header) (alert.Alert, error) {
 		a.EvalTime = t
 	}
 	a.Early = h.Get(headerEarly) == "true"
+	if act := h.Get(headerAction); act != "" {
+		a.Action = new(alert.Action)
+		if err := json.Unmarshal([]byte(act), a.Action); err != nil {
+			return a, fmt.Errorf("alert %s: bad %s header: %w", a.MsgID(), headerAction, err)
+		}
+	}
 	return a, nil
 }
 

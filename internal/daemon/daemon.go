@@ -201,7 +201,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 		board := alert.NewBoard()
 		defer board.Close()
 		alerting.Board = board
-		boardAPI = alertAPI{board, rules.Acknowledge}
+		boardAPI = alertAPI{board, rules.Act}
 	} else if windows, err = restoreWindows(ctx, cfg, st, ackFloor, nil, nil, m, log); err != nil {
 		return err
 	}
@@ -246,6 +246,7 @@ func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.St
 		return nil, err
 	}
 	api.HandleSources(sources, pending)
+	api.HandleHistory(st)
 	if err := api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes); err != nil {
 		return nil, err
 	}

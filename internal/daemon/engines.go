@@ -52,12 +52,12 @@ func (e *engines) remove(eng *alert.Engine) {
 	delete(e.set, eng)
 }
 
-// Acknowledge goes to every engine; those without the fingerprint ignore it.
-func (e *engines) Acknowledge(fingerprint, by, comment string) {
+// Act goes to every engine; those without the fingerprint ignore it.
+func (e *engines) Act(fingerprint string, a alert.Action) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for eng := range e.set {
-		eng.Acknowledge(fingerprint, by, comment)
+		eng.Act(fingerprint, a)
 	}
 }
 
@@ -84,11 +84,11 @@ func loadAlerting(ctx context.Context, cfg config.Config, m *metrics.Metrics, lo
 	return e, nil
 }
 
-// alertAPI is what the HTTP API serves: the live board, and
-// acknowledgements handed to the engines.
+// alertAPI is what the HTTP API serves: the live board, and operators'
+// actions handed to the engines.
 type alertAPI struct {
 	*alert.Board
-	ack func(fingerprint, by, comment string)
+	act func(fingerprint string, a alert.Action)
 }
 
-func (a alertAPI) Acknowledge(fingerprint, by, comment string) { a.ack(fingerprint, by, comment) }
+func (a alertAPI) Act(fingerprint string, act alert.Action) { a.act(fingerprint, act) }

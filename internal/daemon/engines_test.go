@@ -51,7 +51,7 @@ func TestEnginesFanOut(t *testing.T) {
 	if len(fired) != 1 {
 		t.Fatalf("fired %d", len(fired))
 	}
-	e.Acknowledge(fired[0].Fingerprint, "Lan", "đã xử lý")
+	e.Act(fired[0].Fingerprint, alert.Action{Kind: alert.ActionAck, Actor: "Lan", Role: "operator", Comment: "đã xử lý"})
 	a.Tick(now.UnixMilli())
 	b.Tick(now.UnixMilli())
 	if got := a.Take(nil); len(got) != 1 || got[0].AcknowledgedBy != "Lan" || got[0].ID != fired[0].ID {

@@ -27,15 +27,14 @@ import (
 	"github.com/iocstream/iocstream/internal/window"
 )
 
-// ackSubject carries operators' acknowledgements to every iocd: the alert
-// may belong to a partition another process owns.
-const ackSubject = subject.AckRequests
+// actionSubject carries operators' actions to every iocd: the alert may
+// belong to a partition another process owns.
+const actionSubject = subject.ActionRequests
 
-// ackRequest is an acknowledgement on ackSubject.
-type ackRequest struct {
-	Fingerprint string `json:"fingerprint"`
-	By          string `json:"by"`
-	Comment     string `json:"comment"`
+// actionRequest is an action on actionSubject.
+type actionRequest struct {
+	Fingerprint string       `json:"fingerprint"`
+	Action      alert.Action `json:"action"`
 }
 
 // scaleOut runs the partitions this process owns (docs/scale-out.md): the
@@ -82,8 +81,8 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 	var boardAPI httpapi.Alerts
 	if rules != nil {
 		// The board follows IOC_ALERTS, so every replica shows the whole
-		// city; acknowledgements go to every process, and the owner of the
-		// alert's partition applies it.
+		// city; operators' actions go to every process, and the owner of
+		// the alert's partition applies them.
 		board := alert.NewBoard()
 		defer board.Close()
 		go func() {
@@ -91,22 +90,26 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 				log.Error().Err(err).Msg("the alert board cannot follow IOC_ALERTS")
 			}
 		}()
-		sub, err := nc.Subscribe(ackSubject, func(msg *nats.Msg) {
-			var req ackRequest
+		sub, err := nc.Subscribe(actionSubject, func(msg *nats.Msg) {
+			var req actionRequest
 			if err := json.Unmarshal(msg.Data, &req); err != nil || req.Fingerprint == "" {
-				log.Warn().Str("subject", msg.Subject).Msg("malformed acknowledgement ignored")
+				log.Warn().Str("subject", msg.Subject).Msg("malformed alert action ignored")
 				return
 			}
-			rules.Acknowledge(req.Fingerprint, req.By, req.Comment)
+			if err := req.Action.Validate(); err != nil {
+				log.Warn().Err(err).Str("subject", msg.Subject).Msg("invalid alert action ignored")
+				return
+			}
+			rules.Act(req.Fingerprint, req.Action)
 		})
 		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", ackSubject, err)
+			return fmt.Errorf("subscribe %s: %w", actionSubject, err)
 		}
 		defer func() { _ = sub.Unsubscribe() }()
-		boardAPI = alertAPI{board, func(fingerprint, by, comment string) {
-			data, _ := json.Marshal(ackRequest{fingerprint, by, comment})
-			if err := nc.Publish(ackSubject, data); err != nil {
-				log.Error().Err(err).Str("fingerprint", fingerprint).Msg("acknowledgement not sent")
+		boardAPI = alertAPI{board, func(fingerprint string, a alert.Action) {
+			data, _ := json.Marshal(actionRequest{fingerprint, a}) // strings and a time always encode
+			if err := nc.Publish(actionSubject, data); err != nil {
+				log.Error().Err(err).Str("fingerprint", fingerprint).Msg("alert action not sent")
 			}
 		}}
 	}

@@ -2,13 +2,9 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/iocstream/iocstream/internal/alert"
 )
@@ -17,54 +13,6 @@ import (
 type Alerts interface {
 	Firing() []alert.Alert
 	Subscribe(buf int) ([]alert.Alert, <-chan alert.Alert, func())
-}
-
-// Acknowledger takes an operator's acknowledgement of a firing alert;
-// when the alerts given to New implement it, POST .../ack is served.
-type Acknowledger interface {
-	Acknowledge(fingerprint, by, comment string)
-}
-
-// ackAlert serves POST /api/v1/alerts/{fingerprint}/ack with a JSON body
-// {"comment": "optional"}. The actor is the token's name (an operator or
-// admin; a viewer gets 403); with the API open, the body's "by" (default
-// "anonymous"). The acknowledgement is published as a transition of the
-// alert, which the stream then shows.
-func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
-	fp := r.PathValue("fingerprint")
-	var body struct {
-		By      string `json:"by"`
-		Comment string `json:"comment"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{
-			"error": `the body must be JSON like {"comment": "optional"}: ` + err.Error()})
-		return
-	}
-	id, ok := actor(w, r, body.By, RoleOperator)
-	if !ok {
-		return
-	}
-	switch {
-	case utf8.RuneCountInString(id.Name) > 100:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the field by must be at most 100 characters"})
-		return
-	case utf8.RuneCountInString(body.Comment) > 500:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the field comment must be at most 500 characters"})
-		return
-	}
-	for _, a := range s.alerts.Firing() {
-		if a.Fingerprint == fp {
-			s.acker.Acknowledge(fp, id.Name, body.Comment)
-			s.log.Info().Str("fingerprint", fp).Str("alert", a.ID).Str("rule", a.Rule).Str("by", id.Name).
-				Stringer("role", id.Role).Msg("alert acknowledged")
-			writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "fingerprint": fp, "id": a.ID})
-			return
-		}
-	}
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no firing alert has fingerprint " + strconv.Quote(fp)})
 }
 
 const (

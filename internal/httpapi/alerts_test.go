@@ -280,59 +280,95 @@ func TestAlertsNotServedWithoutBoard(t *testing.T) {
 	}
 }
 
-// ackBoard is a board that records acknowledgements.
+// ackBoard is a board that records the actions handed to it.
 type ackBoard struct {
 	*alert.Board
 	mu   sync.Mutex
 	acks []string
+	full []alert.Action
 }
 
-func (b *ackBoard) Acknowledge(fp, by, comment string) {
+func (b *ackBoard) Act(fp string, a alert.Action) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.acks = append(b.acks, fp+"|"+by+"|"+comment)
+	b.acks = append(b.acks, fp+"|"+a.Actor+"|"+a.Comment)
+	b.full = append(b.full, a)
 }
 
-func TestAlertAck(t *testing.T) {
+func TestAlertActions(t *testing.T) {
 	b := &ackBoard{Board: alert.NewBoard()}
 	b.Apply(testAlert("fp1", 1, alert.StatusFiring, alert.Warning))
 	s := startServer(t, b)
-	post := func(fp, body string) (int, string) {
-		resp, err := http.Post("http://"+s.Addr()+"/api/v1/alerts/"+fp+"/ack", "application/json", strings.NewReader(body))
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post("http://"+s.Addr()+"/api/v1/alerts/"+path, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		out, _ := io.ReadAll(resp.Body)
+		var e struct{ Error string }
+		if json.Unmarshal(out, &e) == nil && e.Error != "" {
+			return resp.StatusCode, e.Error
+		}
 		return resp.StatusCode, string(out)
 	}
+	long := strings.Repeat("ấ", 2001)
 	tests := []struct {
-		name, fp, body string
-		code           int
-		want           string
+		name, path, body string
+		code             int
+		want             string
+		act              *alert.Action // what reaches the engine
 	}{
-		{"accepted", "fp1", `{"by": " Lan ", "comment": "đội cứu hộ đã tới"}`, http.StatusAccepted, `"status":"accepted"`},
-		{"not firing", "fp2", `{"by": "Lan"}`, http.StatusNotFound, "no firing alert"},
-		{"open API, nobody named", "fp1", `{"by": "  "}`, http.StatusAccepted, `"status":"accepted"`},
-		{"open API, no body", "fp1", ``, http.StatusAccepted, `"status":"accepted"`},
-		{"not JSON", "fp1", `by=Lan`, http.StatusBadRequest, "must be JSON"},
-		{"unknown field", "fp1", `{"by": "Lan", "severity": "info"}`, http.StatusBadRequest, "unknown field"},
-		{"comment too long", "fp1", `{"by": "Lan", "comment": "` + strings.Repeat("x", 501) + `"}`, http.StatusBadRequest, "at most 500"},
+		{"ack", "fp1/ack", `{"by": " Lan ", "comment": "đội cứu hộ đã tới"}`, http.StatusAccepted, `"status":"accepted"`,
+			&alert.Action{Kind: alert.ActionAck, Actor: "Lan", Comment: "đội cứu hộ đã tới"}},
+		{"not firing", "fp2/ack", `{"by": "Lan"}`, http.StatusNotFound, "no firing alert", nil},
+		{"open API, nobody named", "fp1/ack", `{"by": "  "}`, http.StatusAccepted, `"status":"accepted"`,
+			&alert.Action{Kind: alert.ActionAck, Actor: "anonymous"}},
+		{"open API, no body", "fp1/unack", ``, http.StatusAccepted, `"action":"unack"`,
+			&alert.Action{Kind: alert.ActionUnack, Actor: "anonymous"}},
+		{"not JSON", "fp1/ack", `by=Lan`, http.StatusBadRequest, "must be JSON", nil},
+		{"two objects", "fp1/ack", `{} {}`, http.StatusBadRequest, "one JSON object", nil},
+		{"unknown field", "fp1/ack", `{"by": "Lan", "severity": "info"}`, http.StatusBadRequest, "unknown field", nil},
+		{"comment too long", "fp1/ack", `{"comment": "` + long + `"}`, http.StatusBadRequest, "at most 2000", nil},
+		{"assign", "fp1/assign", `{"to": " pccc-hue ", "comment": "<b>gấp</b>"}`, http.StatusAccepted, `"action":"assign"`,
+			&alert.Action{Kind: alert.ActionAssign, Actor: "anonymous", To: "pccc-hue", Comment: "<b>gấp</b>"}},
+		{"unassign", "fp1/assign", `{"to": ""}`, http.StatusAccepted, `"action":"assign"`,
+			&alert.Action{Kind: alert.ActionAssign, Actor: "anonymous"}},
+		{"assign without to", "fp1/assign", `{"comment": "x"}`, http.StatusBadRequest, `needs "to"`, nil},
+		{"assignee too long", "fp1/assign", `{"to": "` + strings.Repeat("x", 101) + `"}`, http.StatusBadRequest, "at most 100", nil},
+		{"to on ack", "fp1/ack", `{"to": "x"}`, http.StatusBadRequest, `"to" is for assign`, nil},
+		{"comment", "fp1/comments", `{"text": "<script>alert(1)</script>"}`, http.StatusAccepted, `"action":"comment"`,
+			&alert.Action{Kind: alert.ActionComment, Actor: "anonymous", Comment: "<script>alert(1)</script>"}},
+		{"empty comment", "fp1/comments", `{"text": ""}`, http.StatusBadRequest, "must not be empty", nil},
+		{"comment as comment", "fp1/comments", `{"comment": "x"}`, http.StatusBadRequest, `only {"text"`, nil},
+		{"comment too long", "fp1/comments", `{"text": "` + long + `"}`, http.StatusBadRequest, "at most 2000", nil},
+		{"text on ack", "fp1/ack", `{"text": "x"}`, http.StatusBadRequest, `"text" is for comments`, nil},
+		{"comment on unknown", "nope/comments", `{"text": "x"}`, http.StatusNotFound, "no firing alert", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, body := post(tt.fp, tt.body)
+			before := len(b.full)
+			code, body := post(tt.path, tt.body)
 			if code != tt.code || !strings.Contains(body, tt.want) {
 				t.Fatalf("%d %s, want %d with %q", code, body, tt.code, tt.want)
 			}
+			switch {
+			case tt.act == nil && len(b.full) != before:
+				t.Fatalf("passed on %+v", b.full[before:])
+			case tt.act != nil && len(b.full) != before+1:
+				t.Fatal("not passed on")
+			case tt.act != nil:
+				got := b.full[before]
+				if got.Kind != tt.act.Kind || got.Actor != tt.act.Actor || got.Comment != tt.act.Comment || got.To != tt.act.To ||
+					got.Role != "admin" || got.At.IsZero() {
+					t.Fatalf("passed on %+v, want %+v", got, *tt.act)
+				}
+			}
 		})
-	}
-	if len(b.acks) != 3 || b.acks[0] != "fp1|Lan|đội cứu hộ đã tới" || b.acks[1] != "fp1|anonymous|" {
-		t.Fatalf("acknowledgements passed on: %q", b.acks)
 	}
 }
 
-func TestAlertAckNotServedWithoutAcknowledger(t *testing.T) {
+func TestAlertActionsNotServedWithoutActions(t *testing.T) {
 	s := startServer(t, alert.NewBoard())
 	resp, err := http.Post("http://"+s.Addr()+"/api/v1/alerts/fp1/ack", "application/json", strings.NewReader(`{"by":"x"}`))
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/alert"
 )
 
 // Check is one readiness condition; it returns nil when satisfied.
@@ -39,7 +41,8 @@ type Server struct {
 	// handlers but does not cancel their contexts, so streams watch this.
 	done     chan struct{}
 	doneOnce sync.Once
-	acker    Acknowledger
+	actions  Actions
+	history  History
 }
 
 // New listens on addr now, so a busy port fails start-up with a clear error.
@@ -84,9 +87,12 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 	if alerts != nil {
 		mux.HandleFunc("GET /api/v1/alerts", s.listAlerts)
 		mux.HandleFunc("GET /api/v1/alerts/stream", s.streamAlerts)
-		if ack, ok := alerts.(Acknowledger); ok {
-			s.acker = ack
-			mux.HandleFunc("POST /api/v1/alerts/{fingerprint}/ack", s.ackAlert)
+		if acts, ok := alerts.(Actions); ok {
+			s.actions = acts
+			for path, kind := range map[string]alert.ActionKind{"ack": alert.ActionAck, "unack": alert.ActionUnack,
+				"assign": alert.ActionAssign, "comments": alert.ActionComment} {
+				mux.HandleFunc("POST /api/v1/alerts/{fingerprint}/"+path, s.handleAction(kind))
+			}
 		}
 	}
 	// No WriteTimeout: it would cut the SSE streams, which bound each
@@ -94,6 +100,12 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// HandleHistory serves GET /api/v1/alerts/{fingerprint}/history from h.
+func (s *Server) HandleHistory(h History) {
+	s.history = h
+	s.mux.HandleFunc("GET /api/v1/alerts/{fingerprint}/history", s.alertHistory)
 }
 
 // Addr is the address actually listened on (useful with port 0).

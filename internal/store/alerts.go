@@ -13,14 +13,27 @@ import (
 
 const alertsInsert = "INSERT INTO alerts (id, fingerprint, rule, status, severity, kind, type, metric, area, source, " +
 	"value, threshold, starts_at, ends_at, updated_at, summary, seq, " +
-	"category, sub_category, labels, op, agg, rule_window, acknowledged_by, acknowledged_at, ack_comment)"
+	"category, sub_category, labels, op, agg, rule_window, acknowledged_by, acknowledged_at, ack_comment, " +
+	"assignee, assigned_by, assigned_at, comments, silenced_by, action)"
 
-// InsertAlerts writes alert transitions. A transition written twice (a
-// retry after a crash) is one row under FINAL: (fingerprint, id, seq) is
-// the sorting key of a ReplacingMergeTree.
+// InsertAlerts writes alert transitions, and the alert_actions row of each
+// that records an operator's action. A transition written twice (a retry
+// after a crash) is one row under FINAL: (fingerprint, id, seq) is the
+// sorting key of a ReplacingMergeTree, and its action row's key is the
+// same. The actions go first: start-up rewrites what the alerts table
+// lacks, so an action row is never missing behind a stored transition.
 func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 	if len(alerts) == 0 {
 		return nil
+	}
+	var acts []ActionRow
+	for i := range alerts {
+		if a := &alerts[i]; a.Action != nil {
+			acts = append(acts, AlertActionRow(a))
+		}
+	}
+	if err := s.InsertActions(ctx, acts); err != nil {
+		return err
 	}
 	n := len(alerts)
 	var (
@@ -33,7 +46,10 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 		seq                             = make([]uint32, n)
 		category, subCategory, labels   = make([]string, n), make([]string, n), make([]string, n)
 		op, agg, window, ackBy, ackText = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		ackAt                           = make([]*time.Time, n)
+		ackAt, assignedAt               = make([]*time.Time, n), make([]*time.Time, n)
+		assignee, assignedBy, action    = make([]string, n), make([]string, n), make([]string, n)
+		comments                        = make([]uint32, n)
+		silencedBy                      = make(stringArrays, n)
 	)
 	for i, a := range alerts {
 		id[i], fp[i], rule[i], status[i], severity[i] = a.ID, a.Fingerprint, a.Rule, string(a.Status), string(a.Severity)
@@ -43,6 +59,14 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 		summary[i], seq[i] = a.Summary, uint32(a.Seq)
 		category[i], subCategory[i], op[i], agg[i], window[i] = a.Category, a.SubCategory, a.Op, a.Agg, a.Window
 		ackBy[i], ackAt[i], ackText[i] = a.AcknowledgedBy, a.AcknowledgedAt, a.AckComment
+		assignee[i], assignedBy[i], assignedAt[i], comments[i] = a.Assignee, a.AssignedBy, a.AssignedAt, uint32(a.Comments)
+		silencedBy[i] = a.SilencedBy
+		if silencedBy[i] == nil {
+			silencedBy[i] = []string{}
+		}
+		if a.Action != nil {
+			action[i] = string(a.Action.Kind)
+		}
 		b, err := json.Marshal(a.Labels)
 		if err != nil {
 			return fmt.Errorf("store: alert %s labels: %w", a.MsgID(), err)
@@ -52,6 +76,7 @@ func (s *Store) InsertAlerts(ctx context.Context, alerts []alert.Alert) error {
 	return s.insertColumns(ctx, "alerts", alertsInsert, []any{
 		id, fp, rule, status, severity, kind, typ, metric, area, source, value, threshold, starts, ends, updated, summary, seq,
 		category, subCategory, labels, op, agg, window, ackBy, ackAt, ackText,
+		assignee, assignedBy, assignedAt, comments, silencedBy, action,
 	})
 }
 

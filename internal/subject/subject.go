@@ -13,15 +13,19 @@ const (
 	EventsStream = "IOC_EVENTS"
 	AlertsStream = "IOC_ALERTS"
 	DLQStream    = "IOC_DLQ"
+	// SilencesBucket is the KV bucket of silences (§8), one key per silence id.
+	SilencesBucket = "IOC_SILENCES"
 )
 
 // Wildcards of the streams' subjects, and the control subject on which
 // acknowledgements reach the process that owns an alert.
 const (
-	AllEvents   = "ioc.events.>"
-	AllAlerts   = "ioc.alerts.>"
-	AllDLQ      = "ioc.dlq.>"
-	AckRequests = "ioc.ctl.alerts.ack"
+	AllEvents = "ioc.events.>"
+	AllAlerts = "ioc.alerts.>"
+	AllDLQ    = "ioc.dlq.>"
+	// ActionRequests carries every operator action (the name is from when
+	// only acknowledgements existed; NATS permissions already grant it).
+	ActionRequests = "ioc.ctl.alerts.ack"
 	// WellFormedEvents matches ioc.events.<kind>.<area>.<source>.
 	WellFormedEvents = "ioc.events.*.*.*"
 )
