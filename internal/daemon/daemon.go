@@ -213,7 +213,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 			return errors.New("consumer not bound or ClickHouse writes failing")
 		}
 		return nil
-	}}, boardAPI, sources, pipe.Pending, log)
+	}}, apiParts{board: boardAPI, sources: sources, pending: pipe.Pending, rules: rules}, log)
 	if err != nil {
 		return err
 	}
@@ -235,18 +235,29 @@ func pipelineConfig(cfg config.Config) ingest.Config {
 	}
 }
 
+// apiParts is what the HTTP API serves beyond the probes.
+type apiParts struct {
+	board   httpapi.Alerts // nil: alerting is off
+	sources httpapi.Sources
+	pending func() float64 // the consumer's backlog
+	rules   *engines
+}
+
 // startAPI serves the HTTP API: the probes (NATS, ClickHouse and the
-// pipelines' own check), the alert board, the sources' quality, behind the
-// bearer tokens.
+// pipelines' own check), the alert board and its history and charts, the
+// sources' quality, the console, behind the bearer tokens.
 func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.Store, pipelines httpapi.Check,
-	board httpapi.Alerts, sources httpapi.Sources, pending func() float64, log zerolog.Logger) (*httpapi.Server, error) {
+	parts apiParts, log zerolog.Logger) (*httpapi.Server, error) {
 	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
-		pipelines}, board, cfg.Pprof, log)
+		pipelines}, parts.board, cfg.Pprof, log)
 	if err != nil {
 		return nil, err
 	}
-	api.HandleSources(sources, pending)
-	api.HandleHistory(st)
+	api.HandleSources(parts.sources, parts.pending)
+	if parts.board != nil {
+		api.HandleHistory(st)
+		api.HandleSeries(st, parts.rules.rule)
+	}
 	if err := api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,16 @@ func (e *engines) current() []alert.Rule {
 	return e.rules
 }
 
+// rule finds a rule in force by name (the console charts its levels).
+func (e *engines) rule(name string) (alert.Rule, bool) {
+	for _, r := range e.current() {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return alert.Rule{}, false
+}
+
 // add registers a new engine and gives it the current rules: the file may
 // have been reloaded since the engine was built.
 func (e *engines) add(eng *alert.Engine) {

@@ -114,7 +114,8 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 		}}
 	}
 
-	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy}, boardAPI, s, s.pending, log)
+	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy},
+		apiParts{board: boardAPI, sources: s, pending: s.pending, rules: rules}, log)
 	if err != nil {
 		return err
 	}

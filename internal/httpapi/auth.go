@@ -118,7 +118,20 @@ func (s *Server) RequireTokens(tokens []string, openProbes bool) error {
 				return
 			}
 		}
-		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/assets/") {
+			// The console's page and assets hold no data; the page asks
+			// for a token and sends it with every API call.
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok && r.URL.Path == "/api/v1/alerts/stream" {
+			// A browser's EventSource cannot set headers: the stream alone
+			// takes the token as a query parameter.
+			got = r.URL.Query().Get("access_token")
+			ok = got != ""
+		}
+		if ok {
 			// Digests of equal length, compared in constant time and all of
 			// them: neither the length nor the position of a match leaks.
 			sum := sha256.Sum256([]byte(got))
@@ -137,6 +150,16 @@ func (s *Server) RequireTokens(tokens []string, openProbes bool) error {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token (Authorization: Bearer <token>)"})
 	})
 	return nil
+}
+
+// whoami serves GET /api/v1/whoami: who the token is, so the console shows
+// the actions the role may take.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	id, ok := identity(r)
+	if !ok {
+		id = Identity{Name: "anonymous", Role: RoleAdmin}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": id.Name, "role": id.Role.String(), "auth": ok})
 }
 
 // actor is who performs an action: the token's name, or with the API open

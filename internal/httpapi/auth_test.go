@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -81,9 +82,38 @@ func TestRoles(t *testing.T) {
 		{"POST", ack, "tok-bare", ``, http.StatusAccepted},
 		{"POST", ack, "tok-wrong", `{}`, http.StatusUnauthorized},
 		{"POST", ack, "", `{}`, http.StatusUnauthorized},
+		{"GET", "/", "", "", http.StatusOK},               // the console's page asks for a token
+		{"GET", "/assets/app.css", "", "", http.StatusOK}, // and holds no data
+		{"GET", "/api/v1/whoami", "", "", http.StatusUnauthorized},
+		{"GET", "/api/v1/whoami", "tok-view", "", http.StatusOK},
+		{"GET", "/api/v1/alerts?access_token=tok-view", "", "", http.StatusUnauthorized}, // the stream only
+		{"GET", "/api/v1/alerts/stream?access_token=tok-wrong", "", "", http.StatusUnauthorized},
 	} {
 		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
 			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
+		}
+	}
+	// A browser's EventSource sends the token in the URL.
+	resp, err := http.Get("http://" + s.Addr() + "/api/v1/alerts/stream?access_token=tok-view")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream with access_token: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for token, want := range map[string]string{"tok-view": `{"auth":true,"name":"minh","role":"viewer"}`,
+		"tok-bare": `{"auth":true,"name":"api","role":"operator"}`} {
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/api/v1/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.TrimSpace(string(body)) != want {
+			t.Errorf("whoami with %s: %s, want %s", token, body, want)
 		}
 	}
 	want := []string{"fp1|lan|đã báo", "fp1|root|", "fp1|api|"}

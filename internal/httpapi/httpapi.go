@@ -18,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/city"
+	"github.com/iocstream/iocstream/internal/console"
 )
 
 // Check is one readiness condition; it returns nil when satisfied.
@@ -84,6 +86,21 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
 		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
 	}
+	mux.Handle("GET /", console.Handler())
+	mux.HandleFunc("GET /api/v1/whoami", s.whoami)
+	mux.HandleFunc("GET /api/v1/areas", func(w http.ResponseWriter, r *http.Request) {
+		type area struct {
+			Slug string  `json:"slug"`
+			Name string  `json:"name"`
+			Lat  float64 `json:"lat"`
+			Lon  float64 `json:"lon"`
+		}
+		var out []area
+		for _, a := range city.Areas() {
+			out = append(out, area{a.Slug, a.Name, a.Lat, a.Lon})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
 	if alerts != nil {
 		mux.HandleFunc("GET /api/v1/alerts", s.listAlerts)
 		mux.HandleFunc("GET /api/v1/alerts/stream", s.streamAlerts)
