@@ -25,6 +25,7 @@ import (
 	"github.com/iocstream/iocstream/internal/ingest"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/quality"
+	"github.com/iocstream/iocstream/internal/silence"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
 	"github.com/iocstream/iocstream/schemas"
@@ -172,8 +173,14 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 	if err != nil {
 		return err
 	}
+	var silences *silence.Store
+	if rules != nil {
+		if silences, err = openSilences(ctx, cfg, js, st, log); err != nil {
+			return err
+		}
+	}
 	if cfg.Partitions > 0 {
-		return servePartitioned(ctx, cfg, st, nc, js, rules, m, log)
+		return servePartitioned(ctx, cfg, st, nc, js, rules, silences, m, log)
 	}
 	if err := broker.CheckUnpartitioned(setupCtx, js); err != nil {
 		return err
@@ -193,7 +200,8 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 	var boardAPI httpapi.Alerts
 	if rules != nil {
 		var engine *alert.Engine
-		alerting, engine, windows, err = restoreEngine(ctx, cfg, st, streamAlerts(js), rules.current(), nil, "", ackFloor, m, log)
+		alerting, engine, windows, err = restoreEngine(ctx, cfg, st, streamAlerts(js), rules.current(), silencer{silences}, nil, "", ackFloor,
+			m, log)
 		if err != nil {
 			return err
 		}
@@ -208,12 +216,13 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 	sources := quality.New(m.Registry)
 	pipe := ingest.New(pipelineConfig(cfg), windows, st, js, alerting, sources, m, log)
 
-	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "pipeline", Run: func(context.Context) error {
+	api, err := startAPI(ctx, cfg, m, nc, st, httpapi.Check{Name: "pipeline", Run: func(context.Context) error {
 		if !pipe.Healthy() {
 			return errors.New("consumer not bound or ClickHouse writes failing")
 		}
 		return nil
-	}}, apiParts{board: boardAPI, sources: sources, pending: pipe.Pending, rules: rules}, log)
+	}}, apiParts{board: boardAPI, sources: sources, pending: pipe.Pending, rules: rules,
+		silences: silences}, log)
 	if err != nil {
 		return err
 	}
@@ -241,12 +250,14 @@ type apiParts struct {
 	sources httpapi.Sources
 	pending func() float64 // the consumer's backlog
 	rules   *engines
+	// silences is nil when alerting is off.
+	silences *silence.Store
 }
 
 // startAPI serves the HTTP API: the probes (NATS, ClickHouse and the
 // pipelines' own check), the alert board and its history and charts, the
 // sources' quality, the console, behind the bearer tokens.
-func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.Store, pipelines httpapi.Check,
+func startAPI(ctx context.Context, cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.Store, pipelines httpapi.Check,
 	parts apiParts, log zerolog.Logger) (*httpapi.Server, error) {
 	api, err := httpapi.New(cfg.HTTPAddr, m.Registry, []httpapi.Check{natsCheck(nc), {Name: "clickhouse", Run: st.Ping},
 		pipelines}, parts.board, cfg.Pprof, log)
@@ -257,6 +268,7 @@ func startAPI(cfg config.Config, m *metrics.Metrics, nc *nats.Conn, st *store.St
 	if parts.board != nil {
 		api.HandleHistory(st)
 		api.HandleSeries(st, parts.rules.rule)
+		api.HandleSilences(ctx, parts.silences)
 	}
 	if err := api.RequireTokens(cfg.HTTPTokens, cfg.HTTPOpenProbes); err != nil {
 		return nil, err

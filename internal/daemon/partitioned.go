@@ -23,6 +23,7 @@ import (
 	"github.com/iocstream/iocstream/internal/lease"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/quality"
+	"github.com/iocstream/iocstream/internal/silence"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
 )
@@ -41,13 +42,15 @@ type actionRequest struct {
 // lease manager hands each acquired partition to work, which takes over its
 // consumer, rebuilds its state from ClickHouse and runs a pipeline for it.
 type scaleOut struct {
-	cfg     config.Config
-	st      *store.Store
-	js      jetstream.JetStream
-	rules   *engines // nil: alerting off
-	sources *quality.Tracker
-	m       *metrics.Metrics
-	log     zerolog.Logger
+	cfg   config.Config
+	st    *store.Store
+	js    jetstream.JetStream
+	rules *engines // nil: alerting off
+	// silences marks the transitions each partition's engine decides.
+	silences alert.Silencer
+	sources  *quality.Tracker
+	m        *metrics.Metrics
+	log      zerolog.Logger
 
 	mu   sync.Mutex
 	live map[string]running // by lease key
@@ -59,15 +62,15 @@ type running struct {
 }
 
 func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, nc *nats.Conn, js jetstream.JetStream,
-	rules *engines, m *metrics.Metrics, log zerolog.Logger) error {
+	rules *engines, silences *silence.Store, m *metrics.Metrics, log zerolog.Logger) error {
 	n := cfg.Partitions
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := broker.EnsurePartitioned(setupCtx, js, n, cfg.Consumer, log); err != nil {
 		return err
 	}
-	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, sources: quality.New(m.Registry), m: m, log: log,
-		live: map[string]running{}}
+	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, silences: silencer{silences}, sources: quality.New(m.Registry),
+		m: m, log: log, live: map[string]running{}}
 	var keys []string
 	for _, sh := range broker.Shares(n) {
 		keys = append(keys, sh.Key())
@@ -114,8 +117,8 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 		}}
 	}
 
-	api, err := startAPI(cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy},
-		apiParts{board: boardAPI, sources: s, pending: s.pending, rules: rules}, log)
+	api, err := startAPI(ctx, cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy},
+		apiParts{board: boardAPI, sources: s, pending: s.pending, rules: rules, silences: silences}, log)
 	if err != nil {
 		return err
 	}
@@ -160,7 +163,7 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	// no windows, no alerts.
 	if s.rules != nil && !share.Rejects {
 		var engine *alert.Engine
-		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, streamAlerts(s.js), s.rules.current(), share.Owns,
+		alerting, engine, windows, err = restoreEngine(ctx, s.cfg, s.st, streamAlerts(s.js), s.rules.current(), s.silences, share.Owns,
 			share.Scope(), floor, s.m, log)
 		if err != nil {
 			return fail(err)

@@ -49,7 +49,7 @@ func streamAlerts(js jetstream.JetStream) alertLog {
 // when set, selects the areas this engine owns (a partition); scope names
 // them in fingerprints of groups keyed by neither area nor source.
 func restoreEngine(ctx context.Context, cfg config.Config, st history, alerts alertLog, rules []alert.Rule,
-	keep func(area string) bool, scope string, ackFloor uint64, m *metrics.Metrics,
+	silences alert.Silencer, keep func(area string) bool, scope string, ackFloor uint64, m *metrics.Metrics,
 	log zerolog.Logger) (ingest.Alerting, *alert.Engine, *window.Set, error) {
 	names := map[string]string{}
 	for _, a := range city.Areas() {
@@ -59,7 +59,8 @@ func restoreEngine(ctx context.Context, cfg config.Config, st history, alerts al
 	for _, d := range cfg.WindowSizes {
 		paneSec = min(paneSec, uint32(d.D().Seconds()))
 	}
-	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names, Scope: scope, PaneMs: int64(paneSec) * 1000}, rules)
+	engine := alert.NewEngine(alert.EngineConfig{AreaNames: names, Scope: scope, PaneMs: int64(paneSec) * 1000,
+		Silences: silences}, rules)
 	deriver := aqi.NewDeriver()
 	mine := func(area string) bool { return keep == nil || keep(area) }
 

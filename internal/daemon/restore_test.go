@@ -168,7 +168,7 @@ func TestRestoreContinuesExactly(t *testing.T) {
 	stored := make([]alert.Alert, len(first.published))
 	copy(stored, first.published)
 	alerts := func(context.Context) ([]alert.Alert, int, error) { return stored, 0, nil }
-	alerting, engine, windows, err := restoreEngine(context.Background(), cfg, first.hist, alerts, rules, nil, "", floor,
+	alerting, engine, windows, err := restoreEngine(context.Background(), cfg, first.hist, alerts, rules, nil, nil, "", floor,
 		metrics.New(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,9 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	if firing == nil {
 		firing = []alert.Alert{} // [] rather than null
 	}
+	for i := range firing {
+		firing[i] = s.marked(firing[i])
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, firing)
 }
@@ -40,12 +43,10 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 // reconnecting gets a fresh snapshot, which is why Last-Event-ID is not
 // needed to catch up.
 func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
+	silencesChanged := s.silenceChanges.wait()
 	snapshot, updates, cancel := s.alerts.Subscribe(streamBuffer)
 	defer cancel()
-	if snapshot == nil {
-		snapshot = []alert.Alert{}
-	}
-	data, err := json.Marshal(snapshot)
+	data, err := s.snapshotJSON(snapshot)
 	if err != nil {
 		s.log.Error().Err(err).Msg("encoding the alert snapshot")
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot encode alerts"})
@@ -75,11 +76,25 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 			if err := writeEvent(w, rc, ": keepalive\n\n"); err != nil {
 				return
 			}
+		case <-silencesChanged:
+			// A silence started, ended or was created or expired: the
+			// alerts it marks change without a transition, so the client
+			// gets the whole board again.
+			silencesChanged = s.silenceChanges.wait()
+			data, err := s.snapshotJSON(s.alerts.Firing())
+			if err != nil {
+				s.log.Error().Err(err).Msg("encoding the alert snapshot")
+				continue
+			}
+			if err := writeEvent(w, rc, "event: snapshot\ndata: %s\n\n", data); err != nil {
+				return
+			}
 		case a, ok := <-updates:
 			if !ok {
 				writeError(w, rc, "alert stream closed (client too slow or server shutting down), reconnect")
 				return
 			}
+			a = s.marked(a)
 			data, err := a.JSON()
 			if err != nil {
 				// Only a non-finite value fails; skipping it keeps the
@@ -92,6 +107,18 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// snapshotJSON encodes the firing alerts, marked with the silences active
+// now, as a snapshot event's data.
+func (s *Server) snapshotJSON(firing []alert.Alert) ([]byte, error) {
+	if firing == nil {
+		firing = []alert.Alert{}
+	}
+	for i := range firing {
+		firing[i] = s.marked(firing[i])
+	}
+	return json.Marshal(firing)
 }
 
 // writeError tells the client why the stream ends, if it is still there.

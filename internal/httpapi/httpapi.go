@@ -45,6 +45,10 @@ type Server struct {
 	doneOnce sync.Once
 	actions  Actions
 	history  History
+	// silences, when set, marks the alerts served with those active now;
+	// silenceChanges wakes the streams to send a fresh snapshot.
+	silences       Silences
+	silenceChanges *broadcast
 }
 
 // New listens on addr now, so a busy port fails start-up with a clear error.
@@ -60,6 +64,8 @@ func New(addr string, reg *prometheus.Registry, checks []Check, alerts Alerts, p
 		alerts:    alerts,
 		keepalive: 15 * time.Second,
 		done:      make(chan struct{}),
+
+		silenceChanges: newBroadcast(),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -123,8 +123,16 @@ func TestOperatorActions(t *testing.T) {
 	minh := apiClient{t, d.http, "tok-minh-0123456789"}
 	nobody := apiClient{t, d.http, ""}
 
+	var lastReading time.Time
 	readings := func(prefix string, v float64) {
+		// Each batch in a minute of its own: the first one's pane is final
+		// (by the idle timeout), and a correction of a decided pane is not
+		// decided again.
+		for !lastReading.IsZero() && !time.Now().Add(-3*time.Second).Truncate(time.Minute).After(lastReading.Truncate(time.Minute)) {
+			time.Sleep(200 * time.Millisecond)
+		}
 		now := time.Now()
+		lastReading = now.Add(-time.Second)
 		var msgs []message
 		for i := range 3 {
 			s := sample{id: fmt.Sprintf("%s-%d", prefix, i), kind: "environment", typ: "water_level", source: "wl-ops",
