@@ -26,18 +26,19 @@ import (
 // storedAlert is one message of IOC_ALERTS.
 type storedAlert struct {
 	subject, msgID string
-	ID             string  `json:"id"`
-	Fingerprint    string  `json:"fingerprint"`
-	Rule           string  `json:"rule"`
-	Status         string  `json:"status"`
-	Severity       string  `json:"severity"`
-	Area           string  `json:"area"`
-	Source         string  `json:"source"`
-	Value          float64 `json:"value"`
-	Threshold      float64 `json:"threshold"`
-	EndsAt         *string `json:"endsAt"`
-	Summary        string  `json:"summary"`
-	AcknowledgedBy string  `json:"acknowledgedBy"`
+	ID             string   `json:"id"`
+	Fingerprint    string   `json:"fingerprint"`
+	Rule           string   `json:"rule"`
+	Status         string   `json:"status"`
+	Severity       string   `json:"severity"`
+	Area           string   `json:"area"`
+	Source         string   `json:"source"`
+	Value          float64  `json:"value"`
+	Threshold      float64  `json:"threshold"`
+	EndsAt         *string  `json:"endsAt"`
+	Summary        string   `json:"summary"`
+	AcknowledgedBy string   `json:"acknowledgedBy"`
+	SilencedBy     []string `json:"silencedBy"`
 	// From the headers: the seq of Nats-Msg-Id (<id>:<seq>) and Ioc-Eval-Time.
 	Seq      int    `json:"-"`
 	EvalTime string `json:"-"`
