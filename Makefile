@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-fuzz test-integration test-faults bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser screenshots chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -41,6 +41,7 @@ vet:
 	@test -z "$$(gofmt -l cmd internal schemas benchmarks test 2>/dev/null)" || { gofmt -l cmd internal schemas benchmarks test; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags 'integration browser' ./test/...
 
 test-unit:
 	$(GO) test -count=1 ./...
@@ -56,6 +57,21 @@ test-faults: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
 		$(GO) test -count=1 -tags integration -timeout 15m -v -run '^TestFault' ./test/integration/
 
+# The console in a real browser: Debian's chromium, driven over the
+# DevTools protocol (test/integration/console_test.go, build tag browser).
+chromium:
+	@deployments/scripts/chromium.sh >/dev/null
+
+test-browser: build nats-server clickhouse chromium
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+		$(GO) test -count=1 -tags 'integration browser' -timeout 10m -v -run '^TestConsole' ./test/integration/
+
+# The README's pictures of the console (docs/console/*.png), from the
+# browser test.
+screenshots: build nats-server clickhouse chromium
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console \
+		$(GO) test -count=1 -tags 'integration browser' -timeout 10m -run '^TestConsoleInBrowser$$' ./test/integration/
+
 # Short fuzzes: no payload may panic the decoder and its JSON verdict
 # must match encoding/json's; no rules file may panic the rules parser.
 # Budgets are counts, not durations: Go 1.26's fuzz coordinator can fail
@@ -66,7 +82,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 300000x -fuzzminimizetime 0x ./internal/event/
 	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 100000x -fuzzminimizetime 0x ./internal/alert/
 
-test: vet test-unit test-fuzz test-integration test-faults
+test: vet test-unit test-fuzz test-integration test-browser test-faults
 
 bench: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \

@@ -45,6 +45,7 @@ func (e *Engine) emit(rs *ruleState, g *group, status Status, atMs int64, value,
 		a.Op, a.Agg, a.Window = string(rs.Threshold.Op), rs.Agg, formatDuration(rs.Window)
 	case KindEvent:
 		a.Window = formatDuration(rs.ResolveAfter)
+		a.Op, a.Threshold = rs.eventThreshold(g.metric)
 	case KindAbsence:
 		a.Op, a.Window = ">=", formatDuration(rs.After)
 	}

@@ -340,7 +340,14 @@ func TestEventRule(t *testing.T) {
 		w.t = base.Add(time.Duration(m) * time.Minute)
 		e.Event(ev, w.t.UnixMilli())
 		e.Tick(w.t.UnixMilli())
-		return brief(e.Take(nil))
+		out := e.Take(nil)
+		for _, a := range out {
+			// The value is compared with its condition, as a threshold's is.
+			if a.Op != ">=" || a.Threshold != 0.8 || a.Metric != "confidence" {
+				t.Fatalf("minute %d: %s %v %s, want confidence >= 0.8", m, a.Metric, a.Threshold, a.Op)
+			}
+		}
+		return brief(out)
 	}
 	steps := []struct {
 		minute int

@@ -122,3 +122,17 @@ func (e *Engine) resolveQuiet(clock int64) {
 		}
 	}
 }
+
+// eventThreshold is the op and threshold of the condition an event rule's
+// value comes from (its first, on metric), so that an event alert shows
+// "0.95 >= 0.8" as a threshold alert does; empty when there is none.
+func (rs *ruleState) eventThreshold(metric string) (string, float64) {
+	if len(rs.When) == 0 || rs.When[0].Field != metric || !rs.When[0].Op.valid() {
+		return "", 0
+	}
+	th, err := strconv.ParseFloat(rs.When[0].Value, 64)
+	if err != nil {
+		return "", 0
+	}
+	return string(rs.When[0].Op), th
+}
