@@ -54,6 +54,7 @@ db=${IOC_CLICKHOUSE_DATABASE:-ioc}
 cat <<MSG
 
   iocd is running.
+    console:  http://$http/               (the operators' board, map and silences; Vietnamese, English switch)
     metrics:  http://$http/metrics      health: http://$http/healthz  http://$http/readyz
     NATS:     nats://$IOC_NATS_LISTEN   (streams IOC_EVENTS, IOC_ALERTS, IOC_DLQ)
     log:      $log
@@ -65,7 +66,8 @@ cat <<MSG
   Rejections: SELECT reason, count() FROM $db.rejected GROUP BY reason
   Alerts:   http://$http/api/v1/alerts   live: http://$http/api/v1/alerts/stream (SSE)
             bin/iocctl alerts [watch]    NATS subjects ioc.alerts.<severity>.<kind>.<area>
-            acknowledge one: bin/iocctl --by NAME alerts ack FINGERPRINT (in parentheses after each alert)
+            act on one: bin/iocctl --by NAME alerts ack|unack|assign|comment|history FINGERPRINT ...
+            silences:   bin/iocctl silences [add|expire]
   Alert transitions are printed below as they happen (rules: ${IOC_RULES:-the built-in Huế pack}).
   Ctrl-C stops everything cleanly.
 
