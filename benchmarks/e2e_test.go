@@ -15,14 +15,18 @@ package benchmarks
 // IOC_BENCH_PERF=<dir> records a perf(1) profile of iocd instead.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,20 +71,27 @@ func benchEvents(b *testing.B) int {
 func BenchmarkE2E(b *testing.B) {
 	n := benchEvents(b)
 	b.Run("backlog", func(b *testing.B) { benchBacklog(b, n, 0) })
+	b.Run("backlog-sse20", func(b *testing.B) { benchBacklogWith(b, n, 0, sseClients) })
 	b.Run("backlog-bad1pct", func(b *testing.B) { benchBacklog(b, n, 0.01) })
 	b.Run("live", func(b *testing.B) { benchLive(b, n) })
 }
 
-func benchBacklog(b *testing.B, n int, badRatio float64) {
+func benchBacklog(b *testing.B, n int, badRatio float64) { benchBacklogWith(b, n, badRatio, 0) }
+
+// sseClients is how many consoles backlog-sse20 keeps on the alert
+// stream: the console and API must add nothing to the hot path.
+const sseClients = 20
+
+func benchBacklogWith(b *testing.B, n int, badRatio float64, streams int) {
 	var ms measurements
 	for range b.N {
 		b.StopTimer()
-		ms = append(ms, runBacklog(b, n, badRatio))
+		ms = append(ms, runBacklog(b, n, badRatio, streams))
 	}
 	ms.report(b)
 }
 
-func runBacklog(b *testing.B, n int, badRatio float64) measurement {
+func runBacklog(b *testing.B, n int, badRatio float64, streams int) measurement {
 	r := newRig(b)
 	defer r.close()
 	r.createStreams()
@@ -90,6 +101,9 @@ func runBacklog(b *testing.B, n int, badRatio float64) measurement {
 	b.StartTimer()
 	start := time.Now()
 	iocd, httpAddr := r.startIOCD()
+	if streams > 0 {
+		defer followAlerts(b, httpAddr, streams)()
+	}
 	name := profileName(b)
 	stopPerf := perfRecord(b, iocd.pid(), name)
 	waitProfile := pprofCapture(b, httpAddr, name)
@@ -362,4 +376,38 @@ func (ms measurements) report(b *testing.B) {
 		}
 	}
 	b.ReportMetric(usPerEvent(other, events), "others-µs/event")
+}
+
+// followAlerts keeps n clients on iocd's alert stream, each reading every
+// event as a console does, reconnecting until stopped; it returns the
+// stop, which logs how many events the clients received.
+func followAlerts(b *testing.B, httpAddr string, n int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var events atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/api/v1/alerts/stream", nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					time.Sleep(100 * time.Millisecond) // iocd is still starting
+					continue
+				}
+				sc := bufio.NewScanner(resp.Body)
+				sc.Buffer(make([]byte, 64<<10), 64<<20)
+				for sc.Scan() {
+					if strings.HasPrefix(sc.Text(), "data:") {
+						events.Add(1)
+					}
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		b.Logf("%d SSE clients received %d events", n, events.Load())
+	}
 }
