@@ -2,9 +2,12 @@ package console
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +34,39 @@ func file(t *testing.T, name string) string {
 	return string(b)
 }
 
+// scripts are the page's ES modules by name: every check on code applies
+// to all of them, not to one file.
+func scripts(t *testing.T) map[string]string {
+	t.Helper()
+	entries, err := web.ReadDir("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		if path.Ext(e.Name()) == ".js" {
+			m[e.Name()] = file(t, e.Name())
+		}
+	}
+	if m["app.js"] == "" || m["i18n.js"] == "" || m["dom.js"] == "" {
+		t.Fatalf("web/ lacks app.js, i18n.js or dom.js: %v", slices.Sorted(maps.Keys(m)))
+	}
+	return m
+}
+
+// allScripts is every module's text, for checks that look for a use
+// anywhere in the page's code.
+func allScripts(t *testing.T) string {
+	t.Helper()
+	js := scripts(t)
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(js)) {
+		b.WriteString(js[name])
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 func TestHandler(t *testing.T) {
 	h := Handler()
 	tests := []struct {
@@ -41,7 +77,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"GET", "/", 200, "text/html; charset=utf-8", `<meta charset="utf-8">`},
 		{"HEAD", "/", 200, "text/html; charset=utf-8", ""},
-		{"GET", "/assets/app.js", 200, "text/javascript; charset=utf-8", "const I18N = {"},
+		{"GET", "/assets/app.js", 200, "text/javascript; charset=utf-8", "import "},
+		{"GET", "/assets/i18n.js", 200, "text/javascript; charset=utf-8", "const I18N = {"},
 		{"GET", "/assets/app.css", 200, "text/css; charset=utf-8", "--critical: #d32f2f"},
 		{"GET", "/assets/favicon.svg", 200, "image/svg+xml", "<svg"},
 		{"GET", "/assets/nope.js", 404, "", ""},
@@ -84,6 +121,38 @@ func TestHandler(t *testing.T) {
 				t.Errorf("body lacks %q", tc.contains)
 			}
 		})
+	}
+}
+
+// TestAssetsServed: every embedded file is reachable with a type the
+// browser accepts; a module served as anything but JavaScript is refused.
+func TestAssetsServed(t *testing.T) {
+	h := Handler()
+	entries, err := web.ReadDir("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() {
+			t.Errorf("web/%s is a directory: /assets/{name} serves flat names only", name)
+			continue
+		}
+		url := "/assets/" + name
+		if name == "index.html" {
+			url = "/"
+		}
+		resp, body := get(t, h, "GET", url, nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", url, resp.StatusCode)
+			continue
+		}
+		if want := contentTypes[path.Ext(name)]; resp.Header.Get("Content-Type") != want {
+			t.Errorf("%s: Content-Type %q, want %q", url, resp.Header.Get("Content-Type"), want)
+		}
+		if body != file(t, name) {
+			t.Errorf("%s: body differs from web/%s", url, name)
+		}
 	}
 }
 
@@ -130,33 +199,132 @@ func TestIndexReferences(t *testing.T) {
 		{"index.html", `(?i)\son[a-z]+\s*=`, "inline event handler"},
 		{"index.html", `(?i)\sstyle\s*=`, "inline style"},
 		{"index.html", `(?i)<style`, "style element"},
-		{"app.js", `\beval\s*\(|new\s+Function\b|setTimeout\(\s*['"]`, "code from strings"},
-		{"app.js", `\sstyle\s*=\s*\\?["']|\son[a-z]+\s*=\s*\\?["']`, "inline style or handler in markup"},
-		{"app.js", `document\.write|outerHTML`, "an HTML sink other than setHTML/addHTML"},
 	}
-	for _, name := range []string{"index.html", "app.js", "app.css"} {
+	js := scripts(t)
+	names := slices.Sorted(maps.Keys(js))
+	for _, name := range names {
+		checks = append(checks, []struct{ file, re, why string }{
+			{name, `\beval\s*\(|new\s+Function\b|setTimeout\(\s*['"]`, "code from strings"},
+			{name, `\sstyle\s*=\s*\\?["']|\son[a-z]+\s*=\s*\\?["']`, "inline style or handler in markup"},
+			{name, `document\.write|outerHTML`, "an HTML sink other than setHTML/addHTML"},
+		}...)
+	}
+	for _, name := range append([]string{"index.html", "app.css"}, names...) {
 		if m := regexp.MustCompile(`(?i)https?://|//[a-z0-9.-]+\.[a-z]{2,}/`).FindString(file(t, name)); m != "" {
 			t.Errorf("%s has an external URL %q", name, m)
 		}
 	}
 	for _, c := range checks {
 		for _, m := range regexp.MustCompile(c.re).FindAllString(file(t, c.file), -1) {
-			if c.why == "script" && strings.Contains(m, `src="/assets/app.js"`) {
+			// The one script: the entry module, which imports the rest.
+			if c.why == "script" && m == `<script type="module" src="/assets/app.js">` {
 				continue
 			}
 			t.Errorf("%s: %s: %q", c.file, c.why, m)
 		}
 	}
 	// Exactly one place turns strings into DOM, through esc().
-	js := file(t, "app.js")
-	if n := strings.Count(js, ".innerHTML"); n != 1 {
-		t.Errorf("app.js uses .innerHTML %d times, want 1 (setHTML)", n)
-	}
-	if n := strings.Count(js, "insertAdjacentHTML"); n != 1 {
-		t.Errorf("app.js uses insertAdjacentHTML %d times, want 1 (addHTML)", n)
+	for _, sink := range []struct{ s, fn string }{{".innerHTML", "setHTML"}, {"insertAdjacentHTML", "addHTML"}} {
+		for _, name := range names {
+			want := 0
+			if name == "dom.js" {
+				want = 1
+			}
+			if n := strings.Count(js[name], sink.s); n != want {
+				t.Errorf("%s uses %s %d times, want %d (only %s in dom.js)", name, sink.s, n, want, sink.fn)
+			}
+		}
 	}
 	if !strings.Contains(index, `<html lang="vi">`) || !strings.Contains(index, `<meta charset="utf-8">`) {
 		t.Error("index.html must be Vietnamese by default and declare utf-8")
+	}
+}
+
+var (
+	importStmt = regexp.MustCompile(`(?m)^import\s*\{([^}]*)\}\s*from\s*'([^']*)';`)
+	anyImport  = regexp.MustCompile(`\bimport\s*[\s{('"*]`)
+	exportDecl = regexp.MustCompile(`(?m)^export\s+(?:async\s+)?(?:function|class|const|let)\s+([A-Za-z_$][\w$]*)`)
+	// Strings, comments and method definitions are cut before looking for
+	// uses, so 'api/v1' or a view's render() { is not a use.
+	jsNoise  = regexp.MustCompile(`'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|//[^\n]*`)
+	jsMethod = regexp.MustCompile(`(?m)^[ \t]+[A-Za-z_$][\w$]*\([^)\n]*\)\s*\{$`)
+)
+
+// TestModules checks what the browser checks only when it loads the page:
+// each import names a module served next to it (./name.js resolves to
+// /assets/name.js, and the handler serves no subdirectories) that exports
+// the names asked for, and every module is reached from app.js, so none
+// is left over. It also finds a module that calls another's export without
+// importing it: the browser reports that only when the code runs, and the
+// browser tests do not open every view.
+func TestModules(t *testing.T) {
+	js := scripts(t)
+	exports := map[string]map[string]bool{}
+	for name, src := range js {
+		exports[name] = map[string]bool{}
+		for _, m := range exportDecl.FindAllStringSubmatch(src, -1) {
+			exports[name][m[1]] = true
+		}
+	}
+	deps := map[string][]string{}
+	for name, src := range js {
+		stmts := importStmt.FindAllStringSubmatch(src, -1)
+		if n := len(anyImport.FindAllString(src, -1)); n != len(stmts) {
+			t.Errorf("%s: %d imports, %d of them in the form import {a, b} from './x.js';", name, n, len(stmts))
+		}
+		for _, m := range stmts {
+			spec := m[2]
+			dep, ok := strings.CutPrefix(spec, "./")
+			if !ok || strings.Contains(dep, "/") || js[dep] == "" {
+				t.Errorf("%s imports %q: only ./<name>.js of a module in web/ resolves", name, spec)
+				continue
+			}
+			deps[name] = append(deps[name], dep)
+			for _, id := range strings.Split(m[1], ",") {
+				if id = strings.TrimSpace(id); id != "" && !exports[dep][id] {
+					t.Errorf("%s imports %s from %s, which does not export it (one name per export declaration)", name, id, dep)
+				}
+			}
+		}
+	}
+	owner := map[string]string{}
+	for name := range exports {
+		for id := range exports[name] {
+			owner[id] = name
+		}
+	}
+	for name, src := range js {
+		imported := map[string]bool{}
+		for _, m := range importStmt.FindAllStringSubmatch(src, -1) {
+			for _, id := range strings.Split(m[1], ",") {
+				imported[strings.TrimSpace(id)] = true
+			}
+		}
+		code := jsMethod.ReplaceAllString(jsNoise.ReplaceAllString(src, "''"), "")
+		for id, from := range owner {
+			if from == name || imported[id] {
+				continue
+			}
+			if regexp.MustCompile(`(?m)(?:^|[^\w$.])` + regexp.QuoteMeta(id) + "\\s*[(.`]").MatchString(code) {
+				t.Errorf("%s uses %s without importing it from %s", name, id, from)
+			}
+		}
+	}
+	seen := map[string]bool{"app.js": true}
+	for todo := []string{"app.js"}; len(todo) > 0; {
+		name := todo[0]
+		todo = todo[1:]
+		for _, dep := range deps[name] {
+			if !seen[dep] {
+				seen[dep] = true
+				todo = append(todo, dep)
+			}
+		}
+	}
+	for name := range js {
+		if !seen[name] {
+			t.Errorf("%s is not imported from app.js, directly or not", name)
+		}
 	}
 }
 
@@ -170,10 +338,9 @@ var (
 )
 
 func TestI18NKeys(t *testing.T) {
-	js := file(t, "app.js")
-	m := i18nBlock.FindStringSubmatch(js)
+	m := i18nBlock.FindStringSubmatch(file(t, "i18n.js"))
 	if m == nil {
-		t.Fatal("app.js has no `const I18N = {vi: {...}, en: {...}}` block in the expected layout")
+		t.Fatal("i18n.js has no `const I18N = {vi: {...}, en: {...}}` block in the expected layout")
 	}
 	keys := func(block string) map[string]bool {
 		set := map[string]bool{}
@@ -200,7 +367,7 @@ func TestI18NKeys(t *testing.T) {
 		}
 	}
 	used := map[string]bool{}
-	for _, src := range []string{js, file(t, "index.html")} {
+	for _, src := range []string{allScripts(t), file(t, "index.html")} {
 		for _, re := range i18nUse {
 			for _, u := range re.FindAllStringSubmatch(src, -1) {
 				used[u[1]] = true
@@ -219,7 +386,7 @@ func TestI18NKeys(t *testing.T) {
 
 // TestTestIDs keeps the names the browser tests rely on.
 func TestTestIDs(t *testing.T) {
-	src := file(t, "index.html") + file(t, "app.js")
+	src := file(t, "index.html") + allScripts(t)
 	ids := []string{
 		"conn", "mute", "lang", "nav-board", "nav-map", "nav-silences", "nav-sources",
 		"token-input", "token-submit", "critical-banner", "alert-row", "filter-severity",

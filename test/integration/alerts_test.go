@@ -26,6 +26,7 @@ import (
 // storedAlert is one message of IOC_ALERTS.
 type storedAlert struct {
 	subject, msgID string
+	silenced       string // the Ioc-Silenced header
 	ID             string   `json:"id"`
 	Fingerprint    string   `json:"fingerprint"`
 	Rule           string   `json:"rule"`
@@ -62,7 +63,7 @@ func readAlerts(t *testing.T, js jetstream.JetStream) []storedAlert {
 		if err := json.Unmarshal(m.Data, &a); err != nil {
 			t.Fatalf("IOC_ALERTS seq %d is not an alert: %v: %s", seq, err, m.Data)
 		}
-		a.subject, a.msgID = m.Subject, m.Header.Get("Nats-Msg-Id")
+		a.subject, a.msgID, a.silenced = m.Subject, m.Header.Get("Nats-Msg-Id"), m.Header.Get("Ioc-Silenced")
 		a.Seq, _ = strconv.Atoi(a.msgID[strings.LastIndexByte(a.msgID, ':')+1:])
 		a.EvalTime = m.Header.Get("Ioc-Eval-Time")
 		out = append(out, a)

@@ -318,3 +318,55 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the API shows %d alerts, want 5", len(live))
 	}
 }
+
+// TestConsoleManyAlerts: 500 firing alerts reach the board, which renders
+// each burst of stream events in one go and filters them at once. The
+// figures are logged (speed is a benchmark's business, not an assertion's).
+func TestConsoleManyAlerts(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(consoleRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, _ := testDB(t)
+	ns := startNATS(t)
+	d := newIOCD(t, ns.url(), db, "IOC_RULES="+rules)
+	d.start()
+	_, js := connectJS(t, ns.url())
+	waitStream(t, js)
+	op := newBrowser(t)()
+	op.run("open the console", chromedp.Navigate("http://"+d.http+"/"))
+	op.until(15*time.Second, "the console to go live", `window.iocConsole.state.conn === "live"`)
+
+	const n = 500
+	areas := []string{"phu-xuan", "kim-long", "vy-da", "thuan-hoa", "an-cuu", "huong-thuy", "phu-bai", "thuan-an"}
+	types := []string{"fire", "accident", "crowd_gathering"}
+	var msgs []message
+	now := time.Now()
+	for i := range n {
+		s := sample{id: fmt.Sprintf("many-%d", i), kind: "camera", typ: types[i%3], source: fmt.Sprintf("cam-many-%03d", i),
+			area: areas[i%len(areas)], timeMs: now.UnixMilli(), metrics: map[string]float64{"confidence": 0.95}}
+		msgs = append(msgs, message{subject: subjectOf(s), data: encode(s), msgID: s.id})
+	}
+	start := time.Now()
+	publish(t, js, msgs)
+	op.until(60*time.Second, "500 rows on the board", fmt.Sprintf(`document.querySelectorAll('[data-testid="alert-row"]').length === %d`, n))
+	var renders int
+	_ = op.eval(`window.iocConsole.state.renders`, &renders)
+	t.Logf("%d alerts on the board %s after publishing, in %d renders", n, time.Since(start).Round(time.Millisecond), renders)
+	if renders > n/5 {
+		t.Errorf("%d renders for %d stream events: bursts are not coalesced", renders, n)
+	}
+	// A filter over 500 rows, timed in the page.
+	var ms float64
+	if err := op.eval(`(() => {
+		const sel = document.querySelector('[data-testid="filter-severity"]');
+		const t0 = performance.now();
+		sel.value = 'critical';
+		sel.dispatchEvent(new Event('change', {bubbles: true}));
+		return performance.now() - t0;
+	})()`, &ms); err != nil {
+		t.Fatal(err)
+	}
+	op.until(10*time.Second, "the critical ones only", fmt.Sprintf(`document.querySelectorAll('[data-testid="alert-row"]').length === %d`, (n+2)/3))
+	t.Logf("filtering 500 alerts to %d: %.1f ms of script in the change handler", (n+2)/3, ms)
+}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestMaintenanceWindowSilence: a station under maintenance goes silent
@@ -96,9 +94,9 @@ func TestMaintenanceWindowSilence(t *testing.T) {
 	var fired storedAlert
 	var header string
 	waitFor(t, 30*time.Second, "the silenced absence alert on IOC_ALERTS", func() (bool, string) {
-		for _, m := range alertMessages(t, js) {
-			if m.a.Source == "aq-phu-bai-1" && m.a.Status == "firing" {
-				fired, header = m.a, m.silenced
+		for _, m := range readAlerts(t, js) {
+			if m.Source == "aq-phu-bai-1" && m.Status == "firing" {
+				fired, header = m, m.silenced
 				return true, ""
 			}
 		}
@@ -113,9 +111,9 @@ func TestMaintenanceWindowSilence(t *testing.T) {
 	// It comes back within the window: resolved, silenced too.
 	reading("aq-phu-bai-1")
 	waitFor(t, 20*time.Second, "the silenced resolve", func() (bool, string) {
-		for _, m := range alertMessages(t, js) {
-			if m.a.ID == fired.ID && m.a.Status == "resolved" {
-				return m.silenced == "true" && strings.Join(m.a.SilencedBy, ",") == sid, fmt.Sprintf("resolved: %q %v", m.silenced, m.a.SilencedBy)
+		for _, m := range readAlerts(t, js) {
+			if m.ID == fired.ID && m.Status == "resolved" {
+				return m.silenced == "true" && strings.Join(m.SilencedBy, ",") == sid, fmt.Sprintf("resolved: %q %v", m.silenced, m.SilencedBy)
 			}
 		}
 		return false, "not resolved yet"
@@ -131,41 +129,41 @@ func TestMaintenanceWindowSilence(t *testing.T) {
 	})
 	// (Silent again since it came back, it may be firing once more, from
 	// inside the window: this reading ends that.)
-	seen := len(alertMessages(t, js))
+	seen := len(readAlerts(t, js))
 	reading("aq-phu-bai-1")
-	var again alertMessage
+	var again storedAlert
 	waitFor(t, 30*time.Second, "the absence alert after the window", func() (bool, string) {
-		for _, m := range alertMessages(t, js)[seen:] {
-			if m.a.Source == "aq-phu-bai-1" && m.a.Status == "firing" {
+		for _, m := range readAlerts(t, js)[seen:] {
+			if m.Source == "aq-phu-bai-1" && m.Status == "firing" {
 				again = m
 				return true, ""
 			}
 		}
 		return false, "not yet"
 	})
-	if again.silenced != "" || len(again.a.SilencedBy) != 0 {
-		t.Fatalf("after the window: Ioc-Silenced %q, silencedBy %v", again.silenced, again.a.SilencedBy)
+	if again.silenced != "" || len(again.SilencedBy) != 0 {
+		t.Fatalf("after the window: Ioc-Silenced %q, silencedBy %v", again.silenced, again.SilencedBy)
 	}
 
 	// A silence made while it fires marks it at once; expiring it unmarks
 	// it; neither is a transition.
-	before := len(alertMessages(t, js))
+	before := len(readAlerts(t, js))
 	rule := `[{"name": "rule", "value": "station_.*", "isRegex": true, "isEqual": true}, ` +
 		`{"name": "source", "value": "aq-beat", "isRegex": false, "isEqual": false}]`
 	if err := json.Unmarshal(lan.must("POST", "/api/v1/silences", silenceBody(rule, time.Now().Add(time.Hour)), http.StatusCreated),
 		&created); err != nil {
 		t.Fatal(err)
 	}
-	minh.waitAlert(again.a.Fingerprint, "the new silence on the firing alert", func(a operatorAlert) bool {
+	minh.waitAlert(again.Fingerprint, "the new silence on the firing alert", func(a operatorAlert) bool {
 		return strings.Join(a.SilencedBy, ",") == created.SilenceID
 	})
 	lan.must("DELETE", "/api/v1/silences/"+created.SilenceID, "", http.StatusOK)
 	lan.must("DELETE", "/api/v1/silences/"+created.SilenceID, "", http.StatusConflict)
 	lan.must("DELETE", "/api/v1/silences/nope", "", http.StatusNotFound)
-	minh.waitAlert(again.a.Fingerprint, "the expired silence off the firing alert", func(a operatorAlert) bool {
+	minh.waitAlert(again.Fingerprint, "the expired silence off the firing alert", func(a operatorAlert) bool {
 		return len(a.SilencedBy) == 0
 	})
-	if after := len(alertMessages(t, js)); after != before {
+	if after := len(readAlerts(t, js)); after != before {
 		t.Errorf("silencing a firing alert published %d transitions", after-before)
 	}
 
@@ -189,32 +187,4 @@ func TestMaintenanceWindowSilence(t *testing.T) {
 		return fmt.Sprint(got) == want, fmt.Sprintf("rows %v, want %s", got, want)
 	})
 	checkAlertInvariants(t, js, conn, db)
-}
-
-type alertMessage struct {
-	a        storedAlert
-	silenced string // the Ioc-Silenced header
-}
-
-// alertMessages reads IOC_ALERTS with the Ioc-Silenced header.
-func alertMessages(t *testing.T, js jetstream.JetStream) []alertMessage {
-	t.Helper()
-	s := mustStream(t, js, "IOC_ALERTS")
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []alertMessage
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatalf("IOC_ALERTS seq %d: %v", seq, err)
-		}
-		var a storedAlert
-		if err := json.Unmarshal(m.Data, &a); err != nil {
-			t.Fatalf("IOC_ALERTS seq %d: %v", seq, err)
-		}
-		out = append(out, alertMessage{a, m.Header.Get("Ioc-Silenced")})
-	}
-	return out
 }
