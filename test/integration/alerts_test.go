@@ -26,7 +26,7 @@ import (
 // storedAlert is one message of IOC_ALERTS.
 type storedAlert struct {
 	subject, msgID string
-	silenced       string // the Ioc-Silenced header
+	silenced       string   // the Ioc-Silenced header
 	ID             string   `json:"id"`
 	Fingerprint    string   `json:"fingerprint"`
 	Rule           string   `json:"rule"`
