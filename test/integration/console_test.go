@@ -193,6 +193,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	op := tab()
 	op.login(d.http, "tok-lan-0123456789")
 	op.until(20*time.Second, "three alerts on the board", `document.querySelectorAll('[data-testid="alert-row"]').length === 3`)
+	op.until(5*time.Second, "the sign-out button", `document.querySelector('[data-testid="signout"]').offsetParent !== null`)
+	op.run("the sources page", chromedp.Navigate("http://"+d.http+"/#/sources"))
+	op.until(20*time.Second, "the cameras on the sources page", `document.querySelectorAll('[data-testid="source-row"]').length === 3`)
+	op.run("a route that is no view", chromedp.Navigate("http://"+d.http+"/#/constructor"))
+	op.until(5*time.Second, "the board instead", `window.iocConsole.state.route === "board"`)
 	if got := op.text(`[data-testid="nav-board"]`); got != "Bảng cảnh báo" {
 		t.Fatalf("the board's tab reads %q, want Bảng cảnh báo (Vietnamese by default, no mojibake)", got)
 	}

@@ -37,7 +37,7 @@ function parseRoute() {
 
 function onRoute() {
   const r = parseRoute();
-  if (!VIEWS[r.name] || (r.name === 'alert' && !r.arg)) r.name = 'board';
+  if (!Object.hasOwn(VIEWS, r.name) || (r.name === 'alert' && !r.arg)) r.name = 'board'; // not an inherited property such as #/constructor
   const old = currentView();
   if (old && old.leave) old.leave();
   S.route = r;

@@ -57,7 +57,7 @@ function renderBanner() {
   }
   fresh.sort((a, b) => b._start - a._start);
   const a = fresh[0];
-  const key = `${S.lver}|${fresh.length}|${a.fingerprint}|${a.summary}`;
+  const key = `${S.lver}|${S.areaVer}|${fresh.length}|${a.fingerprint}|${a.summary}`;
   if (key !== bannerKey) {
     bannerKey = key;
     setHTML(el, html`<span class="banner-text">${t('bannerNew', {n: fresh.length})}: ${a.summary || a.rule} — ${areaName(a.area)}</span>

@@ -108,12 +108,15 @@ export const silences = {
     const form = $('#sil-form');
     if (form) form.hidden = !canAct();
     $('#sil-tz').textContent = t('silTz', {tz: tzName()});
-    const key = `${S.lver}|${canAct()}|${this.err}|${JSON.stringify(this.list)}`;
+    // An expire that failed stays said until the next one, whatever the
+    // list reloads in between.
+    const msg = this.err || this.actErr || '';
+    const key = `${S.lver}|${canAct()}|${msg}|${JSON.stringify(this.list)}`;
     if (key === this.key) return;
     this.key = key;
     const errEl = $('#sil-list-error');
-    errEl.textContent = this.err;
-    errEl.hidden = !this.err;
+    errEl.textContent = msg;
+    errEl.hidden = !msg;
     const state = (s) => (s.status && s.status.state) || 'expired';
     const list = (this.list || []).map((s, n) => ({s, n}))
       .sort((p, q) => ((SIL_STATE_RANK[state(p.s)] ?? 3) - (SIL_STATE_RANK[state(q.s)] ?? 3)) || (p.n - q.n))
@@ -171,13 +174,11 @@ export async function submitSilence() {
 
 export async function expireSilence(id, btn) {
   btn.disabled = true;
-  const errEl = $('#sil-list-error');
   try {
     await api('DELETE', `/api/v1/silences/${encodeURIComponent(id)}`);
-    errEl.hidden = true;
+    silences.actErr = '';
   } catch (err) {
-    errEl.textContent = err.message;
-    errEl.hidden = false;
+    silences.actErr = err.message;
     btn.disabled = false;
   }
   silences.load();

@@ -28,6 +28,7 @@ export function submitToken(e) {
   S.token = v;
   store.set(SESSION, 'ioc.token', v);
   $('#token-dialog').hidden = true;
+  renderUser(); // the sign-out button, even when the identity is the one before
   start();
 }
 
