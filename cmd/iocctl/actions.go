@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/apiclient"
+	"github.com/iocstream/iocstream/internal/silence"
 )
 
 const usage = `usage: iocctl [flags] COMMAND
@@ -32,7 +32,7 @@ flags:
 
 // command runs the commands beyond alerts and alerts watch; ok is false
 // when args are none of them.
-func command(ctx context.Context, c client, by string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+func command(ctx context.Context, c *apiclient.Client, by string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	fail := func(err error) (int, bool) {
 		fmt.Fprintln(stderr, "iocctl:", err)
 		return 1, true
@@ -46,49 +46,45 @@ func command(ctx context.Context, c client, by string, args []string, stdout, st
 	n := len(args)
 	switch {
 	case n >= 3 && n <= 4 && args[0] == "alerts" && (args[1] == "ack" || args[1] == "unack"):
-		body := map[string]string{"by": by, "comment": arg(3)}
-		if err := c.send(ctx, http.MethodPost, alertPath(args[2], args[1]), body, nil); err != nil {
+		if err := c.Act(ctx, args[2], alert.ActionKind(args[1]), by, "", arg(3)); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "%s %s: accepted\n", args[1], args[2])
 	case n >= 4 && n <= 5 && args[0] == "alerts" && args[1] == "assign":
-		body := map[string]string{"by": by, "to": args[3], "comment": arg(4)}
-		if err := c.send(ctx, http.MethodPost, alertPath(args[2], "assign"), body, nil); err != nil {
+		if err := c.Act(ctx, args[2], alert.ActionAssign, by, args[3], arg(4)); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "assign %s to %q: accepted\n", args[2], args[3])
 	case n == 4 && args[0] == "alerts" && args[1] == "comment":
-		if err := c.send(ctx, http.MethodPost, alertPath(args[2], "comments"), map[string]string{"by": by, "text": args[3]}, nil); err != nil {
+		if err := c.Act(ctx, args[2], alert.ActionComment, by, "", args[3]); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "comment on %s: accepted\n", args[2])
 	case n == 3 && args[0] == "alerts" && args[1] == "history":
-		var h []historyEntry
-		if err := c.send(ctx, http.MethodGet, alertPath(args[2], "history"), nil, &h); err != nil {
+		h, err := c.History(ctx, args[2])
+		if err != nil {
 			return fail(err)
 		}
 		printHistory(stdout, h)
 	case n == 1 && args[0] == "silences":
-		var list []silence
-		if err := c.send(ctx, http.MethodGet, "/api/v1/silences", nil, &list); err != nil {
+		list, err := c.Silences(ctx)
+		if err != nil {
 			return fail(err)
 		}
 		printSilences(stdout, list)
 	case n >= 2 && args[0] == "silences" && args[1] == "add":
-		body, err := parseSilence(args[2:], time.Now())
+		s, err := parseSilence(args[2:], time.Now())
 		if err != nil {
 			fmt.Fprintln(stderr, "iocctl: silences add:", err)
 			return 2, true
 		}
-		var out struct {
-			SilenceID string `json:"silenceID"`
-		}
-		if err := c.send(ctx, http.MethodPost, "/api/v1/silences", body, &out); err != nil {
+		id, err := c.CreateSilence(ctx, s, by)
+		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintln(stdout, out.SilenceID)
+		fmt.Fprintln(stdout, id)
 	case n == 3 && args[0] == "silences" && args[1] == "expire":
-		if err := c.send(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(args[2]), nil, nil); err != nil {
+		if err := c.ExpireSilence(ctx, args[2], by); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "silence %s expired\n", args[2])
@@ -98,58 +94,7 @@ func command(ctx context.Context, c client, by string, args []string, stdout, st
 	return 0, true
 }
 
-func alertPath(fingerprint, what string) string {
-	return "/api/v1/alerts/" + url.PathEscape(fingerprint) + "/" + what
-}
-
-// send calls the API with a JSON body (nil: none) and decodes a 2xx
-// answer into out (nil: ignored); any other answer is an error with the
-// server's reason.
-func (c client) send(ctx context.Context, method, path string, body, out any) error {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(b)
-	}
-	resp, err := c.do(ctx, method, path, r)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
-	}
-	return nil
-}
-
-type historyEntry struct {
-	At       time.Time `json:"at"`
-	Type     string    `json:"type"`
-	AlertID  string    `json:"alertId"`
-	Seq      int       `json:"seq"`
-	Status   string    `json:"status"`
-	Severity string    `json:"severity"`
-	Value    *float64  `json:"value"`
-	Summary  string    `json:"summary"`
-	Action   string    `json:"action"`
-	Actor    string    `json:"actor"`
-	Role     string    `json:"role"`
-	Comment  string    `json:"comment"`
-	To       string    `json:"to"`
-}
-
-func printHistory(w io.Writer, h []historyEntry) {
+func printHistory(w io.Writer, h []alert.HistoryEntry) {
 	for _, e := range h {
 		at := e.At.Local().Format("2006-01-02 15:04:05")
 		if e.Type == "transition" {
@@ -168,45 +113,22 @@ func printHistory(w io.Writer, h []historyEntry) {
 	}
 }
 
-type matcher struct {
-	Name    string `json:"name"`
-	Value   string `json:"value"`
-	IsRegex bool   `json:"isRegex"`
-	IsEqual bool   `json:"isEqual"`
-}
-
-type silence struct {
-	ID        string    `json:"id,omitempty"`
-	Matchers  []matcher `json:"matchers"`
-	StartsAt  time.Time `json:"startsAt"`
-	EndsAt    time.Time `json:"endsAt"`
-	CreatedBy string    `json:"createdBy,omitempty"`
-	Comment   string    `json:"comment"`
-	Status    *struct {
-		State string `json:"state"`
-	} `json:"status,omitempty"`
-}
-
-// parseSilence reads the arguments of silences add, amtool-style.
-func parseSilence(args []string, now time.Time) (silence, error) {
-	s := silence{StartsAt: now.UTC()}
-	var dur time.Duration = 2 * time.Hour
+// parseSilence reads the arguments of silences add, amtool-style; iocd
+// validates the rest.
+func parseSilence(args []string, now time.Time) (silence.Silence, error) {
+	s := silence.Silence{StartsAt: now.UTC()}
+	dur := 2 * time.Hour
 	var until time.Time
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		flagValue := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("%s needs a value", a)
-			}
-			i++
-			return args[i], nil
-		}
 		switch a {
 		case "--for", "--from", "--until", "--comment":
-			v, err := flagValue()
-			if err != nil {
-				return s, err
+			if i+1 >= len(args) {
+				return s, fmt.Errorf("%s needs a value", a)
 			}
+			i++
+			v := args[i]
+			var err error
 			switch a {
 			case "--for":
 				if dur, err = time.ParseDuration(v); err != nil || dur <= 0 {
@@ -225,7 +147,7 @@ func parseSilence(args []string, now time.Time) (silence, error) {
 			}
 			continue
 		}
-		m, err := parseMatcher(a)
+		m, err := silence.ParseMatcher(a)
 		if err != nil {
 			return s, err
 		}
@@ -244,19 +166,7 @@ func parseSilence(args []string, now time.Time) (silence, error) {
 	return s, nil
 }
 
-func parseMatcher(a string) (matcher, error) {
-	for _, op := range []struct {
-		sep          string
-		regex, equal bool
-	}{{"!~", true, false}, {"=~", true, true}, {"!=", false, false}, {"=", false, true}} {
-		if name, value, ok := strings.Cut(a, op.sep); ok && name != "" {
-			return matcher{Name: name, Value: strings.Trim(value, `"`), IsRegex: op.regex, IsEqual: op.equal}, nil
-		}
-	}
-	return matcher{}, fmt.Errorf("%q is not a matcher: write name=value, name!=value, name=~regex or name!~regex", a)
-}
-
-func printSilences(w io.Writer, list []silence) {
+func printSilences(w io.Writer, list []silence.Silence) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no silences")
 		return
@@ -264,14 +174,9 @@ func printSilences(w io.Writer, list []silence) {
 	for _, s := range list {
 		var ms []string
 		for _, m := range s.Matchers {
-			op := map[[2]bool]string{{false, true}: "=", {false, false}: "!=", {true, true}: "=~", {true, false}: "!~"}[[2]bool{m.IsRegex, m.IsEqual}]
-			ms = append(ms, m.Name+op+m.Value)
+			ms = append(ms, m.String())
 		}
-		state := ""
-		if s.Status != nil {
-			state = s.Status.State
-		}
-		fmt.Fprintf(w, "%s  %-8s %s → %s  by %s  {%s}  %s\n", s.ID, state, s.StartsAt.Local().Format("01-02 15:04"),
+		fmt.Fprintf(w, "%s  %-8s %s → %s  by %s  {%s}  %s\n", s.ID, s.Status.State, s.StartsAt.Local().Format("01-02 15:04"),
 			s.EndsAt.Local().Format("01-02 15:04"), s.CreatedBy, strings.Join(ms, ", "), s.Comment)
 	}
 }

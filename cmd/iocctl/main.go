@@ -4,22 +4,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/apiclient"
 )
 
 func main() {
@@ -43,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	p := printer{w: stdout, color: *color}
-	c := client{base: *api, token: *token}
+	c := &apiclient.Client{Base: *api, Token: *token}
 	switch strings.Join(fs.Args(), " ") {
 	case "alerts":
 		if err := list(ctx, c, p); err != nil {
@@ -76,48 +72,10 @@ func defaultAPI() string {
 	return addr
 }
 
-// client calls iocd's HTTP API.
-type client struct {
-	base, token string
-}
-
-func (c client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if path == "/api/v1/alerts/stream" {
-		req.Header.Set("Accept", "text/event-stream")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reach iocd at %s: %w", c.base, err)
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%s%s: %s (give the API token with --token or IOC_HTTP_TOKEN)", c.base, path, resp.Status)
-	}
-	return resp, nil
-}
-
-func list(ctx context.Context, c client, p printer) error {
-	resp, err := c.do(ctx, http.MethodGet, "/api/v1/alerts", nil)
+func list(ctx context.Context, c *apiclient.Client, p printer) error {
+	alerts, err := c.Firing(ctx)
 	if err != nil {
 		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/api/v1/alerts: %s", c.base, resp.Status)
-	}
-	var alerts []alert.Alert
-	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
-		return fmt.Errorf("read alerts: %w", err)
 	}
 	p.firing(alerts)
 	return nil
@@ -125,10 +83,10 @@ func list(ctx context.Context, c client, p printer) error {
 
 // watch follows the SSE stream until ctx ends, reconnecting (and printing
 // the snapshot again) when iocd restarts.
-func watch(ctx context.Context, c client, p printer, stderr io.Writer) {
+func watch(ctx context.Context, c *apiclient.Client, p printer, stderr io.Writer) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		err := stream(ctx, c, p)
+		err := c.Stream(ctx, p.firing, p.transition)
 		if ctx.Err() != nil {
 			return
 		}
@@ -140,74 +98,6 @@ func watch(ctx context.Context, c client, p printer, stderr io.Writer) {
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
-}
-
-func stream(ctx context.Context, c client, p printer) error {
-	resp, err := c.do(ctx, http.MethodGet, "/api/v1/alerts/stream", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", resp.Status)
-	}
-	return readEvents(resp.Body, func(name, id string, data []byte) error {
-		switch name {
-		case "snapshot":
-			var alerts []alert.Alert
-			if err := json.Unmarshal(data, &alerts); err != nil {
-				return fmt.Errorf("bad snapshot: %w", err)
-			}
-			p.firing(alerts)
-		case "alert":
-			var a alert.Alert
-			if err := json.Unmarshal(data, &a); err != nil {
-				return fmt.Errorf("bad alert: %w", err)
-			}
-			// The transition's sequence is in the event id, <id>:<seq>.
-			if i := strings.LastIndexByte(id, ':'); i >= 0 {
-				a.Seq, _ = strconv.Atoi(id[i+1:])
-			}
-			p.transition(a)
-		case "error":
-			return fmt.Errorf("iocd ended the stream: %s", data)
-		}
-		return nil
-	})
-}
-
-// readEvents parses a Server-Sent Events stream: "event:", "id:" and
-// "data:" lines, an event per blank line; comments (":") are keepalives.
-func readEvents(r io.Reader, fn func(name, id string, data []byte) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024) // a snapshot of many alerts is one line
-	name, id, data := "message", "", []byte(nil)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if data != nil {
-				if err := fn(name, id, data); err != nil {
-					return err
-				}
-			}
-			name, id, data = "message", "", nil
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "event:"):
-			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-		case strings.HasPrefix(line, "id:"):
-			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-		case strings.HasPrefix(line, "data:"):
-			if data != nil {
-				data = append(data, '\n')
-			}
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return errors.New("connection closed")
 }
 
 // printer writes one line per alert, for a terminal or a log.

@@ -98,27 +98,18 @@ func TestAlertsAgainstIOCDsAPI(t *testing.T) {
 	}
 }
 
-func TestReadEvents(t *testing.T) {
-	in := ": keepalive\n\nevent: snapshot\ndata: []\n\nevent: alert\nid: a:1\ndata: {\"a\":\ndata: 1}\n\n"
-	var got []string
-	err := readEvents(strings.NewReader(in), func(name, id string, data []byte) error {
-		got = append(got, name+"("+id+")="+string(data))
-		return nil
-	})
-	if err == nil || err.Error() != "connection closed" {
-		t.Fatalf("err = %v", err)
-	}
-	if strings.Join(got, "|") != "snapshot()=[]|alert(a:1)={\"a\":\n1}" {
-		t.Fatalf("got %q", got)
-	}
-}
-
 type ackingBoard struct {
 	*alert.Board
 	got chan string
 }
 
-func (b ackingBoard) Act(fp string, a alert.Action) { b.got <- fp + "|" + a.Actor + "|" + a.Comment }
+func (b ackingBoard) Act(fp string, a alert.Action) {
+	if a.Kind == alert.ActionAck {
+		b.got <- fp + "|" + a.Actor + "|" + a.Comment
+		return
+	}
+	b.got <- string(a.Kind) + " " + fp + "|" + a.Actor + "|" + a.To + "|" + a.Comment
+}
 
 func TestAck(t *testing.T) {
 	b := ackingBoard{alert.NewBoard(), make(chan string, 1)}
@@ -130,6 +121,22 @@ func TestAck(t *testing.T) {
 	}
 	if got := <-b.got; got != "fp1|Lan|đã cử đội" {
 		t.Fatalf("acknowledged %q", got)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"alerts", "unack", "fp1"}, "unack fp1|Lan||"},
+		{[]string{"alerts", "assign", "fp1", "pccc-hue", "gấp"}, "assign fp1|Lan|pccc-hue|gấp"},
+		{[]string{"alerts", "assign", "fp1", ""}, "assign fp1|Lan||"},
+		{[]string{"alerts", "comment", "fp1", "<b>xe đã tới</b>"}, "comment fp1|Lan||<b>xe đã tới</b>"},
+	} {
+		if code := run(context.Background(), append([]string{api, "--by", "Lan"}, tt.args...), &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, errOut.String())
+		}
+		if got := <-b.got; got != tt.want {
+			t.Fatalf("%v: passed on %q, want %q", tt.args, got, tt.want)
+		}
 	}
 	errOut.Reset()
 	if code := run(context.Background(), []string{api, "--by", "Lan", "alerts", "ack", "nope"}, &out, &errOut); code != 1 ||

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/iocstream/iocstream/internal/alert"
-	"github.com/iocstream/iocstream/internal/store"
 )
 
 // Actions takes operators' actions on firing alerts; when the alerts given
@@ -22,7 +21,7 @@ type Actions interface {
 
 // History reads an alert's transitions and actions (ClickHouse).
 type History interface {
-	History(ctx context.Context, fingerprint string) ([]store.HistoryEntry, error)
+	History(ctx context.Context, fingerprint string) ([]alert.HistoryEntry, error)
 }
 
 // actionBody is every action's body; each endpoint takes its own fields

@@ -179,11 +179,11 @@ type fakeStore struct {
 	points []store.Point
 }
 
-func (f *fakeStore) History(_ context.Context, fp string) ([]store.HistoryEntry, error) {
+func (f *fakeStore) History(_ context.Context, fp string) ([]alert.HistoryEntry, error) {
 	if f.err != nil || fp != "fp1" {
 		return nil, f.err
 	}
-	return []store.HistoryEntry{{Type: "transition", AlertID: "id-fp1", Seq: 1}, {Type: "action", Action: "ack", Actor: "lan", Seq: 2}}, nil
+	return []alert.HistoryEntry{{Type: "transition", AlertID: "id-fp1", Seq: 1}, {Type: "action", Action: "ack", Actor: "lan", Seq: 2}}, nil
 }
 
 func (f *fakeStore) Series(_ context.Context, q store.SeriesQuery) ([]store.Point, error) {

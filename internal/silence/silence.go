@@ -239,3 +239,31 @@ func (s *Silence) State(now time.Time) string {
 		return StateExpired
 	}
 }
+
+// ParseMatcher reads a matcher as amtool writes one: name=value,
+// name!=value, name=~regex or name!~regex (a value may be in quotes).
+func ParseMatcher(s string) (Matcher, error) {
+	for _, op := range []struct {
+		sep          string
+		regex, equal bool
+	}{{"!~", true, false}, {"=~", true, true}, {"!=", false, false}, {"=", false, true}} {
+		if name, value, ok := strings.Cut(s, op.sep); ok && name != "" {
+			return Matcher{Name: name, Value: strings.Trim(value, `"`), IsRegex: op.regex, IsEqual: op.equal}, nil
+		}
+	}
+	return Matcher{}, fmt.Errorf("%q is not a matcher: write name=value, name!=value, name=~regex or name!~regex", s)
+}
+
+// String writes the matcher back as ParseMatcher reads it.
+func (m Matcher) String() string {
+	op := "="
+	switch {
+	case m.IsRegex && m.IsEqual:
+		op = "=~"
+	case m.IsRegex:
+		op = "!~"
+	case !m.IsEqual:
+		op = "!="
+	}
+	return m.Name + op + m.Value
+}

@@ -251,3 +251,24 @@ func TestNewID(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMatcher(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"source=aq-phu-bai-1", "source=aq-phu-bai-1"},
+		{`area=~"phu-.*"`, "area=~phu-.*"},
+		{"severity!=info", "severity!=info"},
+		{"rule!~flood.*", "rule!~flood.*"},
+		{"labels.river=huong", "labels.river=huong"},
+		{"source", "not a matcher"},
+		{"=x", "not a matcher"},
+	} {
+		m, err := ParseMatcher(tt.in)
+		got := m.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("ParseMatcher(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -61,26 +61,6 @@ func (s *Store) InsertActions(ctx context.Context, rows []ActionRow) error {
 	return s.insertColumns(ctx, "alert_actions", actionsInsert, []any{at, atMs, fp, id, seq, action, actor, role, comment, details})
 }
 
-// HistoryEntry is one line of an alert's history (GET .../history): a
-// transition decided on the data, or an operator's action.
-type HistoryEntry struct {
-	At      time.Time `json:"at"`
-	Type    string    `json:"type"` // transition or action
-	AlertID string    `json:"alertId"`
-	Seq     uint32    `json:"seq"`
-
-	Status   string   `json:"status,omitempty"`
-	Severity string   `json:"severity,omitempty"`
-	Value    *float64 `json:"value,omitempty"`
-	Summary  string   `json:"summary,omitempty"`
-
-	Action  string `json:"action,omitempty"`
-	Actor   string `json:"actor,omitempty"`
-	Role    string `json:"role,omitempty"`
-	Comment string `json:"comment,omitempty"`
-	To      string `json:"to,omitempty"`
-}
-
 // MaxHistory bounds one history answer: a fingerprint that fired every
 // few minutes for a year still answers quickly, newest entries kept.
 const MaxHistory = 5000
@@ -88,15 +68,15 @@ const MaxHistory = 5000
 // History returns every transition and action of a fingerprint, oldest
 // first (at most MaxHistory, the newest). A transition that records an
 // action appears once, as the action.
-func (s *Store) History(ctx context.Context, fingerprint string) ([]HistoryEntry, error) {
-	var out []HistoryEntry
+func (s *Store) History(ctx context.Context, fingerprint string) ([]alert.HistoryEntry, error) {
+	var out []alert.HistoryEntry
 	rows, err := s.conn.Query(ctx, "SELECT updated_at, id, seq, status, severity, value, summary FROM alerts FINAL "+
 		"WHERE fingerprint = ? AND action = '' ORDER BY updated_at DESC, seq DESC LIMIT ?", fingerprint, MaxHistory)
 	if err != nil {
 		return nil, fmt.Errorf("store: read alert history: %w", err)
 	}
 	for rows.Next() {
-		e := HistoryEntry{Type: "transition"}
+		e := alert.HistoryEntry{Type: "transition"}
 		var v float64
 		if err := rows.Scan(&e.At, &e.AlertID, &e.Seq, &e.Status, &e.Severity, &v, &e.Summary); err != nil {
 			rows.Close()
@@ -116,7 +96,7 @@ func (s *Store) History(ctx context.Context, fingerprint string) ([]HistoryEntry
 	}
 	defer rows.Close()
 	for rows.Next() {
-		e := HistoryEntry{Type: "action"}
+		e := alert.HistoryEntry{Type: "action"}
 		var ms uint16
 		var details string
 		if err := rows.Scan(&e.At, &ms, &e.AlertID, &e.Seq, &e.Action, &e.Actor, &e.Role, &e.Comment, &details); err != nil {
