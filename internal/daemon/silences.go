@@ -28,14 +28,14 @@ func (s silencer) SilencedBy(a *alert.Alert) []string {
 // actionWriter is where silence audit rows go; *store.Store is one.
 type actionWriter interface {
 	InsertActions(ctx context.Context, rows []store.ActionRow) error
+	SilenceActionKeys(ctx context.Context, since time.Time) (map[string]bool, error)
 }
 
 // openSilences opens the silence set shared through JetStream KV and
-// writes each create and expire to alert_actions. The rows of every
-// silence the bucket holds are written again at start-up: one taken while
-// ClickHouse was away, or just before a crash, is then not lost, and a row
-// written twice is one row under FINAL (its key and content are the
-// silence's own).
+// writes each create and expire to alert_actions. At start-up the rows
+// the bucket's silences should have and the table lacks are written: an
+// action taken while ClickHouse was away, or just before a crash, is then
+// not lost.
 func openSilences(ctx context.Context, cfg config.Config, js jetstream.JetStream, st actionWriter,
 	log zerolog.Logger) (*silence.Store, error) {
 	audit := newAuditWriter(ctx, st, log)
@@ -45,26 +45,51 @@ func openSilences(ctx context.Context, cfg config.Config, js jetstream.JetStream
 	if err != nil {
 		return nil, err
 	}
-	var rows []store.ActionRow
-	for _, sil := range s.List() {
-		rows = append(rows, silenceRows(sil)...)
+	list := s.List()
+	oldest := time.Now()
+	for _, sil := range list {
+		if t := createdAt(sil); t.Before(oldest) {
+			oldest = t
+		}
 	}
-	audit.add(rows...)
-	log.Info().Int("silences", len(s.List())).Msg("silences loaded")
+	have, err := st.SilenceActionKeys(ctx, oldest.Add(-time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	var missing []store.ActionRow
+	for _, sil := range list {
+		for _, r := range silenceRows(sil) {
+			if !have[r.AlertID+":"+r.Action] {
+				missing = append(missing, r)
+			}
+		}
+	}
+	audit.add(missing...)
+	log.Info().Int("silences", len(list)).Int("audit_rows_missing", len(missing)).Msg("silences loaded")
 	return s, nil
 }
 
 // silenceRows are a silence's audit rows: its creation and, once expired
 // by someone, its expiry. A silence that ran to its end has no expire row.
 func silenceRows(s silence.Silence) []store.ActionRow {
+	s.Status = silence.Status{} // a matter of time, not of the action
 	details, _ := json.Marshal(s) // a silence always encodes
-	rows := []store.ActionRow{{At: s.CreatedAt, AlertID: s.ID, Action: silence.ActionSilence, Actor: s.CreatedBy,
+	rows := []store.ActionRow{{At: createdAt(s), AlertID: s.ID, Action: silence.ActionSilence, Actor: s.CreatedBy,
 		Role: s.CreatedRole, Comment: s.Comment, Details: string(details)}}
 	if s.ExpiredBy != "" {
 		rows = append(rows, store.ActionRow{At: s.UpdatedAt, AlertID: s.ID, Action: silence.ActionUnsilence, Actor: s.ExpiredBy,
 			Role: s.ExpiredRole, Details: string(details)})
 	}
 	return rows
+}
+
+// createdAt is when a silence was made; one stored before the field
+// existed has its last update instead.
+func createdAt(s silence.Silence) time.Time {
+	if s.CreatedAt.IsZero() {
+		return s.UpdatedAt
+	}
+	return s.CreatedAt
 }
 
 // auditWriter writes audit rows in the background, retrying until

@@ -139,3 +139,27 @@ func (s *Store) History(ctx context.Context, fingerprint string) ([]alert.Histor
 	}
 	return out, nil
 }
+
+// SilenceActionKeys returns "<silence id>:<action>" for every silence row
+// of alert_actions at or after since: start-up writes only those the
+// bucket knows of and the table lacks.
+func (s *Store) SilenceActionKeys(ctx context.Context, since time.Time) (map[string]bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT alert_id, action FROM alert_actions WHERE fingerprint = '' AND at >= toDateTime(?, 'UTC')",
+		since.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("store: read silence actions: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string]bool{}
+	for rows.Next() {
+		var id, action string
+		if err := rows.Scan(&id, &action); err != nil {
+			return nil, fmt.Errorf("store: read silence actions: %w", err)
+		}
+		keys[id+":"+action] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read silence actions: %w", err)
+	}
+	return keys, nil
+}

@@ -168,15 +168,24 @@ func TestOperatorActions(t *testing.T) {
 		return a.AcknowledgedBy == "lan" && a.AckComment == "đã thấy" && a.Assignee == "pccc-hue" && a.AssignedBy == "lan" && a.Comments == 1
 	})
 
-	// ClickHouse goes away; actions keep working, and their rows are
-	// written when it is back.
+	// ClickHouse goes away; actions and silences keep working. iocd is
+	// SIGKILLed before ClickHouse returns: the restarted one writes the
+	// rows from IOC_ALERTS and the silence bucket.
 	ch.run("stop")
 	lan.must("POST", path+"/unack", `{}`, http.StatusAccepted)
 	lan.must("POST", path+"/comments", `{"text": "ClickHouse tắt, vẫn ghi nhận"}`, http.StatusAccepted)
+	ends := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var created struct{ SilenceID string }
+	if err := json.Unmarshal(lan.must("POST", "/api/v1/silences", `{"matchers": [{"name": "source", "value": "wl-other", `+
+		`"isRegex": false, "isEqual": true}], "endsAt": "`+ends+`", "comment": "trạm khác bảo trì"}`, http.StatusCreated), &created); err != nil {
+		t.Fatal(err)
+	}
 	minh.waitAlert(fp, "the actions taken while ClickHouse is down", func(a operatorAlert) bool {
 		return a.AcknowledgedBy == "" && a.Comments == 2 && a.Assignee == "pccc-hue"
 	})
+	d.kill()
 	ch.run("start")
+	d.start()
 	type row struct{ action, actor, role, comment string }
 	want := []row{{"ack", "lan", "operator", "đã thấy"}, {"assign", "lan", "operator", ""},
 		{"comment", "lan", "operator", "<script>alert(1)</script>"}, {"unack", "lan", "operator", ""},
@@ -202,10 +211,14 @@ func TestOperatorActions(t *testing.T) {
 		})
 	}
 	waitActions(want)
+	waitFor(t, 30*time.Second, "the silence's row", func() (bool, string) {
+		var n uint64
+		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".alert_actions FINAL WHERE fingerprint = '' "+
+			"AND alert_id = ? AND action = 'silence' AND actor = 'lan' AND comment = 'trạm khác bảo trì'", created.SilenceID).Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d rows, %v", n, err)
+	})
 
-	// A SIGKILL: the restarted iocd rebuilds the alert from IOC_ALERTS.
-	d.kill()
-	d.start()
+	// The restarted iocd rebuilt the alert from IOC_ALERTS.
 	minh.waitAlert(fp, "the alert after a restart", func(a operatorAlert) bool {
 		return a.Assignee == "pccc-hue" && a.Comments == 2 && a.AcknowledgedBy == ""
 	})
