@@ -72,7 +72,7 @@ func openSilences(ctx context.Context, cfg config.Config, js jetstream.JetStream
 // silenceRows are a silence's audit rows: its creation and, once expired
 // by someone, its expiry. A silence that ran to its end has no expire row.
 func silenceRows(s silence.Silence) []store.ActionRow {
-	s.Status = silence.Status{} // a matter of time, not of the action
+	s.Status = silence.Status{}   // a matter of time, not of the action
 	details, _ := json.Marshal(s) // a silence always encodes
 	rows := []store.ActionRow{{At: createdAt(s), AlertID: s.ID, Action: silence.ActionSilence, Actor: s.CreatedBy,
 		Role: s.CreatedRole, Comment: s.Comment, Details: string(details)}}
