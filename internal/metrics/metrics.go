@@ -93,5 +93,15 @@ func New() *Metrics {
 		m.AlertTransitions, m.AlertsFiring, m.RulesLoaded, m.RulesReloadOK, m.RulesReloads,
 		m.PartitionsOwned, m.Takeovers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The tables' series exist from the start at 0, so that a rate or an
+	// alert on errors sees the first one (a series born at 1 has no rise).
+	for _, table := range WrittenTables {
+		m.RowsWritten.WithLabelValues(table)
+		m.WriteErrs.WithLabelValues(table)
+	}
 	return m
 }
+
+// WrittenTables are the tables the pipeline writes, the table label of
+// the ClickHouse metrics.
+var WrittenTables = []string{"events", "window_agg", "rejected", "alerts"}
