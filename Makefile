@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser screenshots chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser test-chdb screenshots dashboard-pictures chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -42,12 +42,18 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) vet -tags 'integration browser' ./test/...
+	$(GO) vet -tags chdb ./test/chdb/
 
 test-unit:
 	$(GO) test -count=1 ./...
 
+# The dashboard test leaves the rows of its run in $(DASHBOARD_SAMPLE) for
+# test-chdb, which runs the same panels on a modern engine.
+DASHBOARD_SAMPLE := $(CURDIR)/data/dashboard-sample
+
 test-integration: build nats-server clickhouse
-	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
+	rm -rf $(DASHBOARD_SAMPLE)
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_DASHBOARD_SAMPLE=$(DASHBOARD_SAMPLE) \
 		$(GO) test -count=1 -tags integration -timeout 15m -v -skip '^TestFault' ./test/integration/
 
 # The fault suite (test/integration/faults_test.go): SIGKILLs, a 60 s
@@ -66,6 +72,23 @@ test-browser: build nats-server clickhouse chromium
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server \
 		$(GO) test -count=1 -tags 'integration browser' -timeout 10m -v -run '^TestConsole' ./test/integration/
 
+# Every migration and every dashboard panel on ClickHouse 26.x, loaded as
+# a library (chDB, fetched by deployments/scripts/chdb.sh), over the rows
+# test-integration's dashboard test wrote. Build tag chdb: chdb-go panics
+# in init without its library.
+test-chdb:
+	@test -s $(DASHBOARD_SAMPLE)/range.json || { echo "no dashboard sample: run make test-integration first"; exit 1; }
+	@deployments/scripts/chdb.sh >/dev/null
+	CHDB_LIB_PATH=$$(deployments/scripts/chdb.sh) IOC_DASHBOARD_SAMPLE=$(DASHBOARD_SAMPLE) \
+		$(GO) test -count=1 -tags chdb -v ./test/chdb/
+
+# The README's pictures of the dashboards (docs/dashboards/*.png): each
+# panel's query over the dashboard test's data, drawn as SVG and
+# photographed by chromium; no Grafana needed.
+dashboard-pictures: build nats-server clickhouse chromium
+	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_DASHBOARD_PICTURES=$(CURDIR)/docs/dashboards \
+		$(GO) test -count=1 -tags integration -timeout 10m -run '^TestDashboardQueriesOn1816$$' ./test/integration/
+
 # The README's pictures of the console (docs/console/*.png), from the
 # browser test.
 screenshots: build nats-server clickhouse chromium
@@ -82,7 +105,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 300000x -fuzzminimizetime 0x ./internal/event/
 	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 100000x -fuzzminimizetime 0x ./internal/alert/
 
-test: vet test-unit test-fuzz test-integration test-browser test-faults
+test: vet test-unit test-fuzz test-integration test-chdb test-browser test-faults
 
 bench: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \

@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,100 +22,17 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/iocstream/iocstream/internal/sim"
+	"github.com/iocstream/iocstream/test/grafana"
 	"github.com/iocstream/iocstream/test/testenv"
 )
 
-// grafanaDashboard is what the tests read of a dashboard's JSON.
-type grafanaDashboard struct {
-	file          string
-	UID           string                           `json:"uid"`
-	Title         string                           `json:"title"`
-	Description   string                           `json:"description"`
-	SchemaVersion int                              `json:"schemaVersion"`
-	Panels        []grafanaPanel                   `json:"panels"`
-	Templating    struct{ List []grafanaVariable } `json:"templating"`
-}
-
-type grafanaPanel struct {
-	ID          int             `json:"id"`
-	Type        string          `json:"type"`
-	Title       string          `json:"title"`
-	Datasource  *grafanaRef     `json:"datasource"`
-	Targets     []grafanaTarget `json:"targets"`
-	Panels      []grafanaPanel  `json:"panels"` // a collapsed row's
-	FieldConfig struct {
-		Defaults struct {
-			Unit string `json:"unit"`
-		} `json:"defaults"`
-	} `json:"fieldConfig"`
-}
-
-type grafanaRef struct {
-	Type string `json:"type"`
-	UID  string `json:"uid"`
-}
-
-type grafanaTarget struct {
-	RefID      string          `json:"refId"`
-	Datasource *grafanaRef     `json:"datasource"`
-	RawSQL     string          `json:"rawSql"`
-	Expr       string          `json:"expr"`
-	Format     json.RawMessage `json:"format"`
-	QueryType  string          `json:"queryType"`
-}
-
-type grafanaVariable struct {
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	Query      json.RawMessage `json:"query"`
-	Datasource *grafanaRef     `json:"datasource"`
-	IncludeAll bool            `json:"includeAll"`
-}
-
-func (v grafanaVariable) sql() string {
-	var s string
-	if json.Unmarshal(v.Query, &s) == nil {
-		return s
-	}
-	var q struct{ RawSQL, Query string }
-	_ = json.Unmarshal(v.Query, &q)
-	return q.RawSQL + q.Query
-}
-
-// allPanels flattens rows.
-func allPanels(ps []grafanaPanel) []grafanaPanel {
-	var out []grafanaPanel
-	for _, p := range ps {
-		out = append(out, p)
-		out = append(out, allPanels(p.Panels)...)
-	}
-	return out
-}
-
-const (
-	clickhouseUID = "iocstream-clickhouse"
-	prometheusUID = "iocstream-prometheus"
-)
-
-func loadDashboards(t *testing.T) []grafanaDashboard {
+func loadDashboards(t *testing.T) []grafana.Dashboard {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "deployments", "grafana", "dashboards", "*.json"))
-	if err != nil || len(files) < 7 {
-		t.Fatalf("dashboards: %v, %d files, want the 7 of CONTRACT §10", err, len(files))
+	ds, err := grafana.Load(filepath.Join(testenv.RepoRoot(t), "deployments", "grafana", "dashboards"))
+	if err != nil || len(ds) < 7 {
+		t.Fatalf("dashboards: %v, %d files, want the 7 of CONTRACT §10", err, len(ds))
 	}
-	var out []grafanaDashboard
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := grafanaDashboard{file: filepath.Base(f)}
-		if err := json.Unmarshal(b, &d); err != nil {
-			t.Fatalf("%s: %v", d.file, err)
-		}
-		out = append(out, d)
-	}
-	return out
+	return ds
 }
 
 // provisionedUIDs are the datasource uids of the shipped provisioning.
@@ -143,13 +62,10 @@ func provisionedUIDs(t *testing.T) map[string]string {
 	return uids
 }
 
-var (
-	varRef   = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`)
-	macroRef = regexp.MustCompile(`\$__[A-Za-z_]+`)
-	// the macros of CONTRACT §10 that run on 18.16, and Prometheus' own.
-	allowedMacros = map[string]bool{"$__timeFilter": true, "$__fromTime": true, "$__toTime": true, "$__interval_s": true,
-		"$__conditionalAll": true, "$__rate_interval": true, "$__interval": true, "$__range": true}
-)
+// allowedMacros are the macros of CONTRACT §10 that run on 18.16, and
+// Prometheus' own.
+var allowedMacros = map[string]bool{"$__timeFilter": true, "$__fromTime": true, "$__toTime": true, "$__interval_s": true,
+	"$__conditionalAll": true, "$__rate_interval": true, "$__interval": true, "$__range": true}
 
 // TestDashboardsWellFormed: every dashboard is one Grafana loads as it is
 // meant: a schema version, unique panel ids, provisioned datasources,
@@ -158,12 +74,12 @@ var (
 // in the description.
 func TestDashboardsWellFormed(t *testing.T) {
 	uids := provisionedUIDs(t)
-	if uids[clickhouseUID] != "grafana-clickhouse-datasource" || uids[prometheusUID] != "prometheus" {
+	if uids[grafana.ClickHouseUID] != "grafana-clickhouse-datasource" || uids[grafana.PrometheusUID] != "prometheus" {
 		t.Fatalf("provisioned datasources %v", uids)
 	}
 	seenUID := map[string]bool{}
 	for _, d := range loadDashboards(t) {
-		t.Run(d.file, func(t *testing.T) {
+		t.Run(d.File, func(t *testing.T) {
 			if d.SchemaVersion < 36 || d.UID == "" || seenUID[d.UID] || d.Title == "" || d.Description == "" {
 				t.Fatalf("schemaVersion %d, uid %q (twice: %v), title %q, description %q", d.SchemaVersion, d.UID, seenUID[d.UID], d.Title, d.Description)
 			}
@@ -173,7 +89,7 @@ func TestDashboardsWellFormed(t *testing.T) {
 				vars[v.Name] = true
 			}
 			ids := map[int]bool{}
-			for _, p := range allPanels(d.Panels) {
+			for _, p := range grafana.AllPanels(d.Panels) {
 				if p.Type == "row" {
 					continue
 				}
@@ -197,18 +113,18 @@ func TestDashboardsWellFormed(t *testing.T) {
 						continue
 					}
 					query := tg.RawSQL + tg.Expr
-					if ds.UID == clickhouseUID {
+					if ds.UID == grafana.ClickHouseUID {
 						var f float64
 						if err := json.Unmarshal(tg.Format, &f); err != nil || (f != 0 && f != 1) {
 							t.Errorf("panel %q target %s: format %s, want the number 0 (time series) or 1 (table)", p.Title, tg.RefID, tg.Format)
 						}
-						for _, m := range macroRef.FindAllString(query, -1) {
+						for _, m := range grafana.MacroRef.FindAllString(query, -1) {
 							if !allowedMacros[m] {
 								t.Errorf("panel %q: macro %s does not run on ClickHouse 18.16", p.Title, m)
 							}
 						}
 					}
-					for _, m := range varRef.FindAllStringSubmatch(query, -1) {
+					for _, m := range grafana.VarRef.FindAllStringSubmatch(query, -1) {
 						if !strings.HasPrefix(m[1], "__") && !vars[m[1]] {
 							t.Errorf("panel %q: $%s is not a variable of the dashboard", p.Title, m[1])
 						}
@@ -216,66 +132,6 @@ func TestDashboardsWellFormed(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// expandMacros does what the ClickHouse plugin does to a panel's SQL
-// before it runs: $__conditionalAll in the frontend (its condition, or
-// 1=1 when the variable is All), then the variables, then the backend's
-// time macros. vars maps a variable to its value; "" is All.
-func expandMacros(sql string, from, to time.Time, intervalS int, vars map[string]string) (string, error) {
-	var err error
-	sql = expandConditionalAll(sql, vars)
-	sql = varRef.ReplaceAllStringFunc(sql, func(m string) string {
-		name := strings.Trim(m, "${}")
-		if strings.HasPrefix(name, "__") {
-			return m
-		}
-		v, ok := vars[name]
-		if !ok || v == "" {
-			err = fmt.Errorf("$%s is used outside $__conditionalAll, where All has no value", name)
-		}
-		return v
-	})
-	timeFilter := regexp.MustCompile(`\$__timeFilter\(([^)]*)\)`)
-	sql = timeFilter.ReplaceAllStringFunc(sql, func(m string) string {
-		col := strings.TrimSpace(timeFilter.FindStringSubmatch(m)[1])
-		return fmt.Sprintf("%s >= toDateTime(%d) AND %s <= toDateTime(%d)", col, from.Unix(), col, to.Unix())
-	})
-	sql = strings.ReplaceAll(sql, "$__fromTime", fmt.Sprintf("toDateTime(%d)", from.Unix()))
-	sql = strings.ReplaceAll(sql, "$__toTime", fmt.Sprintf("toDateTime(%d)", to.Unix()))
-	sql = strings.ReplaceAll(sql, "$__interval_s", strconv.Itoa(intervalS))
-	if m := macroRef.FindString(sql); m != "" && err == nil {
-		err = fmt.Errorf("macro %s left unexpanded", m)
-	}
-	return sql, err
-}
-
-// expandConditionalAll replaces $__conditionalAll(cond, $v), whose cond
-// may hold parentheses and commas.
-func expandConditionalAll(sql string, vars map[string]string) string {
-	const macro = "$__conditionalAll("
-	for {
-		i := strings.Index(sql, macro)
-		if i < 0 {
-			return sql
-		}
-		depth, j := 1, i+len(macro)
-		for ; j < len(sql) && depth > 0; j++ {
-			switch sql[j] {
-			case '(':
-				depth++
-			case ')':
-				depth--
-			}
-		}
-		args := sql[i+len(macro) : j-1]
-		k := strings.LastIndex(args, ",")
-		cond, v := strings.TrimSpace(args[:k]), strings.Trim(strings.TrimSpace(args[k+1:]), "${}")
-		if vars[v] == "" {
-			cond = "1=1"
-		}
-		sql = sql[:i] + cond + sql[j:]
 	}
 }
 
@@ -291,12 +147,12 @@ func TestExpandMacros(t *testing.T) {
 		{"$__conditionalAll(area IN ('${area}', 'b'), $area)", map[string]string{"area": "kim-long"}, "area IN ('kim-long', 'b')"},
 		{"intDiv(toUInt32(t), $__interval_s) BETWEEN $__fromTime AND $__toTime", nil, "intDiv(toUInt32(t), 60) BETWEEN toDateTime(1000) AND toDateTime(2000)"},
 	} {
-		got, err := expandMacros(tt.sql, from, to, 60, tt.vars)
+		got, err := grafana.Expand(tt.sql, from, to, 60, tt.vars)
 		if err != nil || got != tt.want {
-			t.Errorf("expandMacros(%q) = %q, %v; want %q", tt.sql, got, err, tt.want)
+			t.Errorf("grafana.Expand(%q) = %q, %v; want %q", tt.sql, got, err, tt.want)
 		}
 	}
-	if _, err := expandMacros("area = '$area'", from, to, 60, map[string]string{"area": ""}); err == nil {
+	if _, err := grafana.Expand("area = '$area'", from, to, 60, map[string]string{"area": ""}); err == nil {
 		t.Error("a variable outside $__conditionalAll with All is not caught")
 	}
 }
@@ -366,32 +222,34 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 	}
 	defer conn.Close()
 	ran := 0
+	pictures := os.Getenv("IOC_DASHBOARD_PICTURES")
 	for _, dash := range loadDashboards(t) {
+		var results []grafana.Result
 		// The values each variable offers, from its own query.
 		values := map[string][]string{}
 		for _, v := range dash.Templating.List {
 			if v.Type != "query" {
 				continue
 			}
-			q, err := expandMacros(v.sql(), start, end, 60, map[string]string{})
+			q, err := grafana.Expand(v.SQL(), start, end, 60, map[string]string{})
 			if err != nil {
-				t.Fatalf("%s: variable %s: %v", dash.file, v.Name, err)
+				t.Fatalf("%s: variable %s: %v", dash.File, v.Name, err)
 			}
 			vals, err := queryStrings(conn, q)
 			if err != nil {
-				t.Fatalf("%s: variable %s: %v\n%s", dash.file, v.Name, err, q)
+				t.Fatalf("%s: variable %s: %v\n%s", dash.File, v.Name, err, q)
 			}
 			values[v.Name] = vals
 		}
-		for _, p := range allPanels(dash.Panels) {
+		for _, p := range grafana.AllPanels(dash.Panels) {
 			for _, tg := range p.Targets {
-				if tg.RawSQL == "" || (tg.Datasource != nil && tg.Datasource.UID != clickhouseUID) {
+				if tg.RawSQL == "" || (tg.Datasource != nil && tg.Datasource.UID != grafana.ClickHouseUID) {
 					continue
 				}
-				for _, vars := range variableSets(values) {
-					q, err := expandMacros(tg.RawSQL, start, end, 300, vars)
+				for _, vars := range grafana.VariableSets(values) {
+					q, err := grafana.Expand(tg.RawSQL, start, end, 300, vars)
 					if err != nil {
-						t.Errorf("%s / %s: %v", dash.file, p.Title, err)
+						t.Errorf("%s / %s: %v", dash.File, p.Title, err)
 						continue
 					}
 					var f float64
@@ -400,25 +258,34 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 					ran++
 					switch {
 					case err != nil:
-						t.Errorf("%s / %s %v: %v\n%s", dash.file, p.Title, vars, err, q)
-					case rows == 0 && allOf(vars):
-						t.Errorf("%s / %s: no rows over three scenarios (columns %v)\n%s", dash.file, p.Title, cols, q)
+						t.Errorf("%s / %s %v: %v\n%s", dash.File, p.Title, vars, err, q)
+					case rows == 0 && grafana.AllOf(vars):
+						t.Errorf("%s / %s: no rows over three scenarios (columns %v)\n%s", dash.File, p.Title, cols, q)
+					}
+					if pictures != "" && grafana.AllOf(vars) && tg.RefID == p.Targets[0].RefID {
+						results = append(results, panelResult(t, conn, p, q))
 					}
 				}
 			}
 		}
+		if pictures != "" {
+			drawDashboard(t, pictures, dash, results)
+		}
 	}
 	t.Logf("ran %d panel queries on ClickHouse 18.16", ran)
+	if dir := os.Getenv("IOC_DASHBOARD_SAMPLE"); dir != "" {
+		dumpSample(t, db, dir, start, end)
+	}
 	// The Prometheus panels name metrics iocd exports.
 	scrape := metricsText(t, d.http)
 	metricName := regexp.MustCompile(`\bioc_[a-z0-9_]+`)
 	for _, dash := range loadDashboards(t) {
-		for _, p := range allPanels(dash.Panels) {
+		for _, p := range grafana.AllPanels(dash.Panels) {
 			for _, tg := range p.Targets {
 				for _, m := range metricName.FindAllString(tg.Expr, -1) {
 					base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
 					if !strings.Contains(scrape, "\n# TYPE "+base+" ") {
-						t.Errorf("%s / %s: iocd exports no metric %s", dash.file, p.Title, m)
+						t.Errorf("%s / %s: iocd exports no metric %s", dash.File, p.Title, m)
 					}
 				}
 			}
@@ -432,38 +299,41 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 	}
 }
 
-func allOf(vars map[string]string) bool {
-	for _, v := range vars {
-		if v != "" {
-			return false
-		}
+// panelResult reads a panel's rows for its picture.
+func panelResult(t *testing.T, conn driver.Conn, p grafana.Panel, q string) grafana.Result {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return true
-}
-
-// variableSets are the assignments a panel runs with: every variable All,
-// then each variable alone set to the first value it offers.
-func variableSets(values map[string][]string) []map[string]string {
-	all := map[string]string{}
-	var names []string
-	for name := range values {
-		all[name] = ""
-		names = append(names, name)
+	defer rows.Close()
+	r := grafana.Result{Panel: p}
+	types := rows.ColumnTypes()
+	for _, c := range types {
+		r.Columns = append(r.Columns, c.Name())
 	}
-	sort.Strings(names)
-	sets := []map[string]string{all}
-	for _, name := range names {
-		if len(values[name]) == 0 {
-			continue
+	for rows.Next() && len(r.Rows) < 5000 {
+		ptrs := make([]any, len(types))
+		for i, c := range types {
+			ptrs[i] = reflect.New(c.ScanType()).Interface()
 		}
-		one := map[string]string{}
-		for n := range values {
-			one[n] = ""
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
 		}
-		one[name] = values[name][0]
-		sets = append(sets, one)
+		row := make([]any, len(ptrs))
+		for i, p := range ptrs {
+			v := reflect.ValueOf(p).Elem()
+			if v.Kind() == reflect.Pointer { // a Nullable column
+				if v.IsNil() {
+					continue
+				}
+				v = v.Elem()
+			}
+			row[i] = v.Interface()
+		}
+		r.Rows = append(r.Rows, row)
 	}
-	return sets
+	return r
 }
 
 func queryStrings(conn driver.Conn, q string) ([]string, error) {
@@ -506,4 +376,49 @@ func runPanelQuery(conn driver.Conn, q string, timeSeries bool) (int, []string, 
 		n++
 	}
 	return n, cols, rows.Err()
+}
+
+// sampleTables are what the chDB test (test/chdb) loads to run the same
+// panels on a modern engine: the rows of this run, events sampled (the
+// panels that read events need the reports and the noise readings).
+var sampleTables = map[string]string{
+	"window_agg":    "SELECT * FROM window_agg FINAL",
+	"alerts":        "SELECT * FROM alerts FINAL",
+	"alert_actions": "SELECT * FROM alert_actions FINAL",
+	"rejected":      "SELECT * FROM rejected FINAL",
+	"events":        "SELECT * FROM events FINAL WHERE kind = 'feedback' OR type = 'noise' OR cityHash64(id) % 20 = 0",
+}
+
+// dumpSample writes the run's rows (and its time range) as JSONEachRow, through ClickHouse's
+// HTTP interface (the native driver does not return FORMAT output).
+func dumpSample(t *testing.T, db, dir string, from, to time.Time) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := os.Getenv("IOC_TEST_CLICKHOUSE_HTTP")
+	if addr == "" {
+		addr = "127.0.0.1:8123"
+	}
+	for table, q := range sampleTables {
+		u := "http://" + addr + "/?database=" + db + "&query=" + url.QueryEscape(q+" FORMAT JSONEachRow")
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatalf("sample of %s: %v", table, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("sample of %s: %s %v: %.300s", table, resp.Status, err, b)
+		}
+		if err := os.WriteFile(filepath.Join(dir, table+".jsonl"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("sample for chDB: %s, %d bytes", table, len(b))
+	}
+	// The range the panels ran over, for the chDB test to use the same.
+	if err := os.WriteFile(filepath.Join(dir, "range.json"), []byte(fmt.Sprintf(`{"from": %d, "to": %d}`,
+		from.Unix(), to.Unix())), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
