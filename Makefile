@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser test-chdb screenshots dashboard-pictures chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser test-chdb test-monitoring screenshots dashboard-pictures chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -82,6 +82,12 @@ test-chdb:
 	CHDB_LIB_PATH=$$(deployments/scripts/chdb.sh) IOC_DASHBOARD_SAMPLE=$(DASHBOARD_SAMPLE) \
 		$(GO) test -count=1 -tags chdb -v ./test/chdb/
 
+# The monitoring files: promtool check config / check rules / test rules,
+# amtool check-config and the routes of an IOC's alerts (Debian's
+# prometheus and prometheus-alertmanager, installed if missing).
+test-monitoring:
+	@deployments/scripts/monitoring-check.sh
+
 # The README's pictures of the dashboards (docs/dashboards/*.png): each
 # panel's query over the dashboard test's data, drawn as SVG and
 # photographed by chromium; no Grafana needed.
@@ -105,7 +111,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 300000x -fuzzminimizetime 0x ./internal/event/
 	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 100000x -fuzzminimizetime 0x ./internal/alert/
 
-test: vet test-unit test-fuzz test-integration test-chdb test-browser test-faults
+test: vet test-unit test-fuzz test-monitoring test-integration test-chdb test-browser test-faults
 
 bench: build nats-server clickhouse
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \
