@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -276,8 +277,14 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 	if dir := os.Getenv("IOC_DASHBOARD_SAMPLE"); dir != "" {
 		dumpSample(t, db, dir, start, end)
 	}
-	// The Prometheus panels name metrics iocd exports.
+	// The Prometheus panels name metrics iocd exports, and the exposition
+	// (after three scenarios: every label seen) passes promtool's lint.
 	scrape := metricsText(t, d.http)
+	lint := exec.Command("promtool", "check", "metrics")
+	lint.Stdin = strings.NewReader(scrape)
+	if out, err := lint.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics on iocd's /metrics (make test-monitoring installs promtool): %v\n%s", err, out)
+	}
 	metricName := regexp.MustCompile(`\bioc_[a-z0-9_]+`)
 	for _, dash := range loadDashboards(t) {
 		for _, p := range grafana.AllPanels(dash.Panels) {
