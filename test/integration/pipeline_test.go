@@ -23,6 +23,9 @@ import (
 
 // publish sends msgs in order and waits for every ack, so the stream order
 // is the corpus order.
+//
+// publish must run on the test's goroutine (it stops the test on an
+// error); a background publisher uses publishFromGoroutine.
 func publish(t *testing.T, js jetstream.JetStream, msgs []message) {
 	t.Helper()
 	var futures []jetstream.PubAckFuture
@@ -401,4 +404,15 @@ func TestLateCopyKeepsTheCountedRow(t *testing.T) {
 			"AND metric = 'height' AND toInt64(toUInt32(window_start)) * 1000 = ?", baseMs).Scan(&count)
 		return err == nil && count == 2, fmt.Sprintf("count %d, %v", count, err)
 	})
+}
+
+// publishFromGoroutine publishes one message from a goroutine other than
+// the test's: an error fails the test without stopping that goroutine's
+// caller, which t.Fatal must not be called from.
+func publishFromGoroutine(t *testing.T, js jetstream.JetStream, m message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, m.subject, m.data, jetstream.WithMsgID(m.msgID)); err != nil {
+		t.Errorf("publish %s: %v", m.subject, err)
+	}
 }
