@@ -72,6 +72,7 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, silences: silencer{silences}, sources: quality.New(m.Registry),
 		m: m, log: log, live: map[string]running{}}
 	var keys []string
+	m.PartitionShares.Set(float64(len(broker.Shares(n))))
 	for _, sh := range broker.Shares(n) {
 		keys = append(keys, sh.Key())
 	}

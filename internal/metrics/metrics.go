@@ -34,6 +34,10 @@ type Metrics struct {
 	RulesReloads     *prometheus.CounterVec // result
 
 	PartitionsOwned prometheus.Gauge
+	// PartitionShares is how many shares (partitions and the rejects
+	// share) the replicas own between them when all is well: an alert
+	// compares it with the sum of PartitionsOwned.
+	PartitionShares prometheus.Gauge
 	Takeovers       *prometheus.CounterVec // result
 }
 
@@ -85,13 +89,15 @@ func New() *Metrics {
 			Help: "Reloads of the rules file, by result (ok, error)."}, []string{"result"}),
 		PartitionsOwned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_partitions_owned",
 			Help: "Event partitions (and the rejects share) this process consumes now (IOC_PARTITIONS)."}),
+		PartitionShares: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_partition_shares",
+			Help: "Shares of IOC_EVENTS the replicas own together (IOC_PARTITIONS plus the rejects share); 0 unpartitioned."}),
 		Takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_partition_takeovers_total",
 			Help: "Partitions this process took over, by result (ok, error)."}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.Received, m.Accepted, m.Rejected, m.Late, m.Duplicate, m.EventLag, m.Windows,
 		m.RowsWritten, m.WriteTime, m.WriteErrs, m.DeadLetter, m.Pending, m.Sources, m.Open, m.Restored,
 		m.AlertTransitions, m.AlertsFiring, m.RulesLoaded, m.RulesReloadOK, m.RulesReloads,
-		m.PartitionsOwned, m.Takeovers,
+		m.PartitionsOwned, m.PartitionShares, m.Takeovers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The tables' series exist from the start at 0, so that a rate or an
 	// alert on errors sees the first one (a series born at 1 has no rise).
