@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iocstream/iocstream/test/testenv"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,24 +27,7 @@ const deadline = 10 * time.Second
 
 // startServer runs an embedded JetStream server on dir, so that a test can
 // restart it on the same storage.
-func startServer(t *testing.T, dir string) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
+func startServer(t *testing.T, dir string) *server.Server { return testenv.JetStream(t, dir) }
 
 // connect is one replica's connection.
 func connect(t *testing.T, srv *server.Server) jetstream.JetStream {
