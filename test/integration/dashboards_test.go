@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/iocstream/iocstream/internal/sim"
+	"github.com/iocstream/iocstream/internal/subject"
 	"github.com/iocstream/iocstream/test/grafana"
 	"github.com/iocstream/iocstream/test/testenv"
 )
@@ -177,6 +178,23 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 	const span = 3 * time.Hour
 	start := time.Now().Add(-3*span - 5*time.Minute).Truncate(time.Minute)
 	sent := 0
+	// A report takes hours from received to resolved, so three hours of a
+	// scenario hold only 0 to 3 resolutions, and at some times of day none:
+	// the city's caseload (the reports of a day and a half of a normal
+	// run) is woven in by event time, as if the scenarios' own.
+	caseload := feedbackOf(t, start.Add(-24*time.Hour), start.Add(3*span))
+	var chunk []message
+	flush := func() {
+		publish(t, js, chunk)
+		sent += len(chunk)
+		chunk = chunk[:0]
+	}
+	add := func(m sim.Message) {
+		chunk = append(chunk, message{subject: m.Subject, data: m.Data, msgID: m.MsgID})
+		if len(chunk) == 10_000 {
+			flush()
+		}
+	}
 	for i, sc := range []sim.Scenario{sim.ScenarioFlood, sim.ScenarioPollution, sim.ScenarioCongestion} {
 		from := start.Add(time.Duration(i) * span)
 		gen, err := sim.New(sim.Config{Seed: int64(11 + i), Start: from, Scenario: sc,
@@ -184,24 +202,20 @@ func TestDashboardQueriesOn1816(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var chunk []message
 		for gen.NextTime().Before(from.Add(span)) {
-			m := gen.Next()
-			chunk = append(chunk, message{subject: m.Subject, data: m.Data, msgID: m.MsgID})
-			if len(chunk) == 10_000 {
-				publish(t, js, chunk)
-				sent += len(chunk)
-				chunk = chunk[:0]
+			for len(caseload) > 0 && !caseload[0].at.After(gen.NextTime()) {
+				add(caseload[0].Message)
+				caseload = caseload[1:]
 			}
+			add(gen.Next())
 		}
-		publish(t, js, chunk)
-		sent += len(chunk)
 	}
+	flush()
 	waitDrained(t, js)
 	// The range a wall screen shows: up to now, so that what happens at
 	// processing time (rejections, operators' actions) is in it too.
 	end := time.Now().Add(time.Minute)
-	t.Logf("%d messages of three scenarios, %s to %s", sent, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	t.Logf("%d messages of three scenarios and a caseload of Hue-S reports, %s to %s", sent, start.Format(time.RFC3339), end.Format(time.RFC3339))
 	// Every alert firing is acknowledged, so the alerts dashboard's time to
 	// acknowledge has data.
 	waitFor(t, 30*time.Second, "alerts firing", func() (bool, string) {
@@ -428,4 +442,28 @@ func dumpSample(t *testing.T, db, dir string, from, to time.Time) {
 		from.Unix(), to.Unix())), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// timedMessage is a simulator message and the clock it was made at.
+type timedMessage struct {
+	sim.Message
+	at time.Time
+}
+
+// feedbackOf is the Hue-S feedback of a normal run from from to to, each
+// message with the time it was made at.
+func feedbackOf(t *testing.T, from, to time.Time) []timedMessage {
+	gen, err := sim.New(sim.Config{Seed: 29, Start: from, Scenario: sim.ScenarioNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []timedMessage
+	for gen.NextTime().Before(to) {
+		at := gen.NextTime()
+		m := gen.Next()
+		if kind, _, _, _ := subject.ParseEvent(m.Subject); kind == "feedback" {
+			out = append(out, timedMessage{m, at})
+		}
+	}
+	return out
 }
