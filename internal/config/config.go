@@ -86,6 +86,19 @@ type Config struct {
 	LeaseTTL   Duration `yaml:"lease_ttl"`
 	// Instance names this process among its peers; default host-pid.
 	Instance string `yaml:"instance"`
+
+	// AlertmanagerURL, when set, are the Alertmanagers iocd sends its
+	// alerts to (each gets every alert, as for an HA pair);
+	// AlertmanagerResend is how often firing ones are sent again.
+	AlertmanagerURL         []string `yaml:"alertmanager_url"`
+	AlertmanagerResend      Duration `yaml:"alertmanager_resend"`
+	AlertmanagerUser        string   `yaml:"alertmanager_user"`
+	AlertmanagerPassword    string   `yaml:"alertmanager_password" secret:"true"`
+	AlertmanagerBearerToken string   `yaml:"alertmanager_bearer_token" secret:"true"`
+	AlertmanagerTLSCA       string   `yaml:"alertmanager_tls_ca"`
+	// ConsoleURL is the console's address as operators reach it, for the
+	// links in notifications; default http://<host name><IOC_HTTP_ADDR's port>/.
+	ConsoleURL string `yaml:"console_url"`
 }
 
 // Default returns the contract's defaults.
@@ -118,6 +131,7 @@ func Default() Config {
 		StreamReplicas:     1,
 		ShutdownTimeout:    Duration(25 * time.Second),
 		LeaseTTL:           Duration(10 * time.Second),
+		AlertmanagerResend: Duration(time.Minute),
 	}
 }
 
@@ -235,6 +249,12 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.MaxAckPending < 2*c.BatchSize {
 		errs = append(errs, "IOC_BATCH_SIZE must be ≥ 1 and IOC_MAX_ACK_PENDING at least twice it")
+	}
+	if c.AlertmanagerResend.D() < 100*time.Millisecond {
+		errs = append(errs, fmt.Sprintf("IOC_ALERTMANAGER_RESEND: %s is shorter than 100ms", c.AlertmanagerResend.D()))
+	}
+	if c.AlertmanagerBearerToken != "" && c.AlertmanagerUser != "" {
+		errs = append(errs, "IOC_ALERTMANAGER_BEARER_TOKEN and IOC_ALERTMANAGER_USER are both set: choose one")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

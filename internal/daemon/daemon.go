@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/alertmanager"
 	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/config"
 	"github.com/iocstream/iocstream/internal/httpapi"
@@ -179,8 +180,15 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 			return err
 		}
 	}
+	var fwd forwarder
+	if rules != nil {
+		if fwd, err = startForwarder(cfg, silences, m, log); err != nil {
+			return err
+		}
+		defer fwd.stop()
+	}
 	if cfg.Partitions > 0 {
-		return servePartitioned(ctx, cfg, st, nc, js, rules, silences, m, log)
+		return servePartitioned(ctx, cfg, st, nc, js, rules, silences, fwd, m, log)
 	}
 	if err := broker.CheckUnpartitioned(setupCtx, js); err != nil {
 		return err
@@ -209,6 +217,9 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 		board := alert.NewBoard()
 		defer board.Close()
 		alerting.Board = board
+		if sh := fwd.share(); sh != nil {
+			alerting.Notify = sh
+		}
 		boardAPI = alertAPI{board, rules.Act}
 	} else if windows, err = restoreWindows(ctx, cfg, st, ackFloor, nil, nil, m, log); err != nil {
 		return err
@@ -222,7 +233,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 		}
 		return nil
 	}}, apiParts{board: boardAPI, sources: sources, pending: pipe.Pending, rules: rules,
-		silences: silences}, log)
+		silences: silences, alertmanager: fwd.status}, log)
 	if err != nil {
 		return err
 	}
@@ -252,6 +263,8 @@ type apiParts struct {
 	rules   *engines
 	// silences is nil when alerting is off.
 	silences *silence.Store
+	// alertmanager is the Alertmanager bridge's state, for /api/v1/status.
+	alertmanager func() []alertmanager.TargetStatus
 }
 
 // startAPI serves the HTTP API: the probes (NATS, ClickHouse and the
@@ -265,6 +278,13 @@ func startAPI(ctx context.Context, cfg config.Config, m *metrics.Metrics, nc *na
 		return nil, err
 	}
 	api.HandleSources(parts.sources, parts.pending)
+	api.HandleStatus(func() any {
+		st := status{Alertmanager: []alertmanager.TargetStatus{}}
+		if parts.alertmanager != nil {
+			st.Alertmanager = parts.alertmanager()
+		}
+		return st
+	})
 	if parts.board != nil {
 		api.HandleHistory(st)
 		api.HandleSeries(st, parts.rules.rule)
@@ -275,6 +295,13 @@ func startAPI(ctx context.Context, cfg config.Config, m *metrics.Metrics, nc *na
 	}
 	go api.Serve()
 	return api, nil
+}
+
+// status is GET /api/v1/status: what is degraded without making iocd
+// unready (an Alertmanager that does not answer delays notifications, not
+// the pipeline).
+type status struct {
+	Alertmanager []alertmanager.TargetStatus `json:"alertmanager"`
 }
 
 func natsCheck(nc *nats.Conn) httpapi.Check {

@@ -48,9 +48,12 @@ type scaleOut struct {
 	rules *engines // nil: alerting off
 	// silences marks the transitions each partition's engine decides.
 	silences alert.Silencer
-	sources  *quality.Tracker
-	m        *metrics.Metrics
-	log      zerolog.Logger
+	// fwd sends each owned partition's alerts to Alertmanager: only the
+	// owner sends (and re-sends) an alert.
+	fwd     forwarder
+	sources *quality.Tracker
+	m       *metrics.Metrics
+	log     zerolog.Logger
 
 	mu   sync.Mutex
 	live map[string]running // by lease key
@@ -62,15 +65,15 @@ type running struct {
 }
 
 func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, nc *nats.Conn, js jetstream.JetStream,
-	rules *engines, silences *silence.Store, m *metrics.Metrics, log zerolog.Logger) error {
+	rules *engines, silences *silence.Store, fwd forwarder, m *metrics.Metrics, log zerolog.Logger) error {
 	n := cfg.Partitions
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := broker.EnsurePartitioned(setupCtx, js, n, cfg.Consumer, log); err != nil {
 		return err
 	}
-	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, silences: silencer{silences}, sources: quality.New(m.Registry),
-		m: m, log: log, live: map[string]running{}}
+	s := &scaleOut{cfg: cfg, st: st, js: js, rules: rules, silences: silencer{silences}, fwd: fwd,
+		sources: quality.New(m.Registry), m: m, log: log, live: map[string]running{}}
 	var keys []string
 	m.PartitionShares.Set(float64(len(broker.Shares(n))))
 	for _, sh := range broker.Shares(n) {
@@ -119,7 +122,8 @@ func servePartitioned(ctx context.Context, cfg config.Config, st *store.Store, n
 	}
 
 	api, err := startAPI(ctx, cfg, m, nc, st, httpapi.Check{Name: "partitions", Run: s.healthy},
-		apiParts{board: boardAPI, sources: s, pending: s.pending, rules: rules, silences: silences}, log)
+		apiParts{board: boardAPI, sources: s, pending: s.pending, rules: rules, silences: silences,
+			alertmanager: fwd.status}, log)
 	if err != nil {
 		return err
 	}
@@ -171,6 +175,10 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 		}
 		s.rules.add(engine)
 		defer s.rules.remove(engine)
+		if sh := s.fwd.share(); sh != nil {
+			alerting.Notify = sh
+			defer sh.Close()
+		}
 	} else if windows, err = restoreWindows(ctx, s.cfg, s.st, floor, share.Owns, nil, s.m, log); err != nil {
 		return fail(err)
 	}

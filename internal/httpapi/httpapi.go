@@ -131,6 +131,14 @@ func (s *Server) HandleHistory(h History) {
 	s.mux.HandleFunc("GET /api/v1/alerts/{fingerprint}/history", s.alertHistory)
 }
 
+// HandleStatus serves GET /api/v1/status: what is degraded without
+// making iocd unready, as st reports it.
+func (s *Server) HandleStatus(st func() any) {
+	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, st())
+	})
+}
+
 // Addr is the address actually listened on (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 

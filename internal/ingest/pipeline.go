@@ -66,6 +66,9 @@ type Alerting struct {
 	Engine  Alerter
 	Deriver Deriver
 	Board   Board
+	// Notify gets the same transitions as Board (the Alertmanager
+	// forwarder's share); nil for none.
+	Notify Board
 	// Firing are the alerts firing at start-up (rebuilt from IOC_ALERTS),
 	// shown on the board and counted in ioc_alerts_firing.
 	Firing []alert.Alert

@@ -168,6 +168,9 @@ func (p *Pipeline) showAlert(a alert.Alert) {
 	if p.alerts.Board != nil {
 		p.alerts.Board.Apply(a)
 	}
+	if p.alerts.Notify != nil {
+		p.alerts.Notify.Apply(a)
+	}
 	if a.Status == alert.StatusFiring {
 		p.firing[a.Fingerprint] = a.Severity
 	} else {
