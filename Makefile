@@ -11,7 +11,7 @@ NATS_SERVER_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/nats-i
 
 export IOC_CLICKHOUSE_ADDR ?= 127.0.0.1:9000
 
-.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser test-chdb test-monitoring screenshots dashboard-pictures chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
+.PHONY: all build run test test-unit test-fuzz test-integration test-faults test-browser test-chdb test-monitoring monitoring-tools screenshots dashboard-pictures chromium bench clickhouse clickhouse-stop nats-server vet fmt clean
 
 all: build
 
@@ -51,7 +51,7 @@ test-unit:
 # test-chdb, which runs the same panels on a modern engine.
 DASHBOARD_SAMPLE := $(CURDIR)/data/dashboard-sample
 
-test-integration: build nats-server clickhouse
+test-integration: build nats-server clickhouse monitoring-tools
 	rm -rf $(DASHBOARD_SAMPLE)
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_DASHBOARD_SAMPLE=$(DASHBOARD_SAMPLE) \
 		$(GO) test -count=1 -tags integration -timeout 15m -v -skip '^TestFault' ./test/integration/
@@ -88,6 +88,11 @@ test-chdb:
 test-monitoring:
 	@deployments/scripts/monitoring-check.sh
 
+# Debian's prometheus and prometheus-alertmanager, which integration tests
+# and benchmarks run as processes.
+monitoring-tools:
+	@deployments/scripts/monitoring-check.sh install
+
 # The README's pictures of the dashboards (docs/dashboards/*.png): each
 # panel's query over the dashboard test's data, drawn as SVG and
 # photographed by chromium; no Grafana needed.
@@ -113,7 +118,7 @@ test-fuzz:
 
 test: vet test-unit test-fuzz test-monitoring test-integration test-chdb test-browser test-faults
 
-bench: build nats-server clickhouse
+bench: build nats-server clickhouse monitoring-tools
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \
 		$(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/event/ ./internal/window/

@@ -71,38 +71,54 @@ func benchEvents(b *testing.B) int {
 func BenchmarkE2E(b *testing.B) {
 	n := benchEvents(b)
 	b.Run("backlog", func(b *testing.B) { benchBacklog(b, n, 0) })
-	b.Run("backlog-sse20", func(b *testing.B) { benchBacklogWith(b, n, 0, sseClients) })
+	b.Run("backlog-sse20", func(b *testing.B) { benchBacklogWith(b, n, backlogExtras{streams: sseClients}) })
+	b.Run("backlog-alertmanager", func(b *testing.B) { benchBacklogWith(b, n, backlogExtras{alertmanager: true}) })
 	b.Run("backlog-bad1pct", func(b *testing.B) { benchBacklog(b, n, 0.01) })
 	b.Run("live", func(b *testing.B) { benchLive(b, n) })
 }
 
-func benchBacklog(b *testing.B, n int, badRatio float64) { benchBacklogWith(b, n, badRatio, 0) }
+func benchBacklog(b *testing.B, n int, badRatio float64) {
+	benchBacklogWith(b, n, backlogExtras{badRatio: badRatio})
+}
 
 // sseClients is how many consoles backlog-sse20 keeps on the alert
 // stream: the console and API must add nothing to the hot path.
 const sseClients = 20
 
-func benchBacklogWith(b *testing.B, n int, badRatio float64, streams int) {
+// backlogExtras is what a backlog variant adds to the plain run.
+type backlogExtras struct {
+	badRatio float64
+	streams  int // SSE clients on the alert stream
+	// alertmanager sends the alerts to a real Alertmanager (Debian's),
+	// re-sending every second: the bridge must add nothing to the hot path.
+	alertmanager bool
+}
+
+func benchBacklogWith(b *testing.B, n int, x backlogExtras) {
 	var ms measurements
 	for range b.N {
 		b.StopTimer()
-		ms = append(ms, runBacklog(b, n, badRatio, streams))
+		ms = append(ms, runBacklog(b, n, x))
 	}
 	ms.report(b)
 }
 
-func runBacklog(b *testing.B, n int, badRatio float64, streams int) measurement {
+func runBacklog(b *testing.B, n int, x backlogExtras) measurement {
 	r := newRig(b)
 	defer r.close()
 	r.createStreams()
-	accepted, pubRate := r.preload(n, badRatio)
+	accepted, pubRate := r.preload(n, x.badRatio)
+	var env []string
+	if x.alertmanager {
+		env = append(env, "IOC_ALERTMANAGER_URL="+r.startAlertmanager(), "IOC_ALERTMANAGER_RESEND=1s")
+	}
 
 	before := r.sampleCPU(nil)
 	b.StartTimer()
 	start := time.Now()
-	iocd, httpAddr := r.startIOCD()
-	if streams > 0 {
-		defer followAlerts(b, httpAddr, streams)()
+	iocd, httpAddr := r.startIOCD(env...)
+	if x.streams > 0 {
+		defer followAlerts(b, httpAddr, x.streams)()
 	}
 	name := profileName(b)
 	stopPerf := perfRecord(b, iocd.pid(), name)
@@ -118,6 +134,9 @@ func runBacklog(b *testing.B, n int, badRatio float64, streams int) measurement 
 	m.setCPU(before, after)
 	m.windowRows = r.count("SELECT count() FROM window_agg")
 	r.verify(accepted, n-accepted)
+	if x.alertmanager {
+		r.checkAlertmanager(httpAddr)
+	}
 	if err := iocd.stop(30 * time.Second); err != nil {
 		b.Errorf("iocd did not stop cleanly: %v\n%s", err, iocd.tail(20))
 	}

@@ -43,6 +43,14 @@ func TestLoad(t *testing.T) {
 		{"bad level", "", map[string]string{"IOC_LOG_LEVEL": "loud"}, nil, "IOC_LOG_LEVEL"},
 		{"horizon below lateness", "", map[string]string{"IOC_CORRECTION_HORIZON": "1m"}, nil, "IOC_CORRECTION_HORIZON"},
 		{"missing file", filepath.Join(dir, "nope.yaml"), nil, nil, "no such file"},
+		{"alertmanager pair", "", map[string]string{"IOC_ALERTMANAGER_URL": "http://am1:9093, http://am2:9093",
+			"IOC_ALERTMANAGER_RESEND": "30s"}, func(c Config) bool {
+			return len(c.AlertmanagerURL) == 2 && c.AlertmanagerURL[1] == "http://am2:9093" &&
+				c.AlertmanagerResend.D() == 30*time.Second
+		}, ""},
+		{"alertmanager resend too short", "", map[string]string{"IOC_ALERTMANAGER_RESEND": "10ms"}, nil, "IOC_ALERTMANAGER_RESEND"},
+		{"alertmanager two credentials", "", map[string]string{"IOC_ALERTMANAGER_USER": "ioc",
+			"IOC_ALERTMANAGER_BEARER_TOKEN": "t"}, nil, "choose one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +85,7 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	c := Default()
 	c.ClickHousePassword, c.NATSToken, c.NATSPassword = "hunter2", "s3cret", "pa55"
 	c.HTTPTokens = []string{"tok-one", "tok-two"}
+	c.AlertmanagerPassword, c.AlertmanagerBearerToken = "tok-am-pw", "tok-am-bearer"
 	for k, v := range c.Redacted() {
 		if strings.Contains(v, "hunter2") || strings.Contains(v, "s3cret") || strings.Contains(v, "pa55") || strings.Contains(v, "tok-") {
 			t.Fatalf("%s leaks a secret: %s", k, v)
