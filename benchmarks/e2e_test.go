@@ -74,6 +74,9 @@ func BenchmarkE2E(b *testing.B) {
 	b.Run("backlog-sse20", func(b *testing.B) { benchBacklogWith(b, n, backlogExtras{streams: sseClients}) })
 	b.Run("backlog-alertmanager", func(b *testing.B) { benchBacklogWith(b, n, backlogExtras{alertmanager: true}) })
 	b.Run("backlog-bad1pct", func(b *testing.B) { benchBacklog(b, n, 0.01) })
+	b.Run("backlog-city500", func(b *testing.B) {
+		benchBacklogWith(b, n, backlogExtras{badRatio: 0.01, extraCameras: cityCameras})
+	})
 	b.Run("live", func(b *testing.B) { benchLive(b, n) })
 }
 
@@ -85,10 +88,16 @@ func benchBacklog(b *testing.B, n int, badRatio float64) {
 // stream: the console and API must add nothing to the hot path.
 const sseClients = 20
 
+// cityCameras is the cameras backlog-city500 adds to the simulated
+// city's 73 sources: with the person counters of every fourth, 635
+// sources over the 40 units.
+const cityCameras = 450
+
 // backlogExtras is what a backlog variant adds to the plain run.
 type backlogExtras struct {
-	badRatio float64
-	streams  int // SSE clients on the alert stream
+	badRatio     float64
+	extraCameras int // more sources than the simulated city's 73
+	streams      int // SSE clients on the alert stream
 	// alertmanager sends the alerts to a real Alertmanager (Debian's),
 	// re-sending every second: the bridge must add nothing to the hot path.
 	alertmanager bool
@@ -107,7 +116,8 @@ func runBacklog(b *testing.B, n int, x backlogExtras) measurement {
 	r := newRig(b)
 	defer r.close()
 	r.createStreams()
-	accepted, pubRate := r.preload(n, x.badRatio)
+	accepted, pubRate := r.preload(n, sim.Config{BadRatio: x.badRatio, ExtraCameras: x.extraCameras})
+	raw := r.rawDrain(n)
 	var env []string
 	if x.alertmanager {
 		env = append(env, "IOC_ALERTMANAGER_URL="+r.startAlertmanager(), "IOC_ALERTMANAGER_RESEND=1s")
@@ -130,10 +140,13 @@ func runBacklog(b *testing.B, n int, x backlogExtras) measurement {
 	waitProfile()
 
 	m := measurement{events: n, accepted: accepted, elapsed: pr.done.Sub(start), drain: pr.done.Sub(pr.firstDelivery),
-		peakRSS: peakRSS(iocd.pid()), publishRate: pubRate}
+		peakRSS: peakRSS(iocd.pid()), publishRate: pubRate, rawRate: raw}
 	m.setCPU(before, after)
 	m.windowRows = r.count("SELECT count() FROM window_agg")
 	r.verify(accepted, n-accepted)
+	if x.extraCameras > 0 {
+		b.Logf("%d sources in %d areas", r.count("SELECT uniqExact(source) FROM events"), r.count("SELECT uniqExact(area) FROM events"))
+	}
 	if x.alertmanager {
 		r.checkAlertmanager(httpAddr)
 	}
@@ -206,9 +219,10 @@ func profileName(b *testing.B) string {
 // the simulated city emits NominalRate events per simulated second, and a
 // margin keeps the last event time in the past (iocd rejects events more
 // than 5 min ahead of its clock).
-func simStart(b *testing.B, now time.Time, n int) time.Time {
+func simStart(b *testing.B, now time.Time, n int, cfg sim.Config) time.Time {
 	b.Helper()
-	probe, err := sim.New(sim.Config{Seed: 1, Start: now})
+	cfg.Seed, cfg.Start = 1, now
+	probe, err := sim.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -219,10 +233,13 @@ func simStart(b *testing.B, now time.Time, n int) time.Time {
 // preload publishes n simulated messages to IOC_EVENTS with async publish
 // and waits until JetStream has stored them all. It returns how many are
 // valid events and the publish rate.
-func (r *rig) preload(n int, badRatio float64) (accepted int, rate float64) {
+// cfg says how bad the messages are and how many sources there are; the
+// seed and start are the preload's.
+func (r *rig) preload(n int, cfg sim.Config) (accepted int, rate float64) {
 	r.b.Helper()
 	now := time.Now()
-	g, err := sim.New(sim.Config{Seed: 1, Start: simStart(r.b, now, n), BadRatio: badRatio})
+	cfg.Seed, cfg.Start = 1, simStart(r.b, now, n, cfg)
+	g, err := sim.New(cfg)
 	if err != nil {
 		r.b.Fatal(err)
 	}
@@ -338,7 +355,10 @@ type measurement struct {
 	steal            time.Duration // CPU time the hypervisor took
 	peakRSS          int64         // iocd's VmHWM
 	publishRate      float64       // messages/s the publisher achieved
-	windowRows       uint64        // rows in window_agg at the end
+	// rawRate is the reference of the same run: a plain consumer draining
+	// the same stream with one AckAll per batch (backlog variants only).
+	rawRate    float64
+	windowRows uint64 // rows in window_agg at the end
 }
 
 func (m measurement) rate() float64 { return float64(m.events) / m.elapsed.Seconds() }
@@ -350,6 +370,10 @@ func (m measurement) log(b *testing.B) {
 		if d > 0 {
 			cpu += fmt.Sprintf(" %s %.2f", procNames[i], usPerEvent(d, m.events))
 		}
+	}
+	if m.rawRate > 0 {
+		b.Logf("raw JetStream drain of the same stream (AckAll per batch of %d): %.0f msgs/s; iocd did %.2f of it",
+			rawBatch, m.rawRate, m.rate()/m.rawRate)
 	}
 	b.Logf("%d events (%d valid) in %.2fs: %.0f events/s (%.0f/s from the first delivery, %.2fs start-up); "+
 		"publish %.0f msgs/s; iocd peak RSS %.0f MB; CPU µs/event:%s, others %.2f; machine busy %.2f of %d cores, "+
@@ -373,8 +397,9 @@ func (ms measurements) report(b *testing.B) {
 	var cpu [numProcs]time.Duration
 	var other time.Duration
 	var peak int64
-	var pub float64
+	var pub, raw float64
 	for _, m := range ms {
+		raw += m.rawRate / float64(len(ms))
 		events += m.events
 		elapsed += m.elapsed
 		drain += m.drain
@@ -389,6 +414,11 @@ func (ms measurements) report(b *testing.B) {
 	b.ReportMetric(float64(events)/drain.Seconds(), "drain-events/s")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
 	b.ReportMetric(pub, "publish-msgs/s")
+	if raw > 0 {
+		rate := float64(events) / elapsed.Seconds()
+		b.ReportMetric(raw, "raw-drain-msgs/s")
+		b.ReportMetric(rate/raw, "vs-raw")
+	}
 	for i, d := range cpu {
 		if d > 0 {
 			b.ReportMetric(usPerEvent(d, events), procNames[i]+"-µs/event")

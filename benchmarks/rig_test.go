@@ -497,3 +497,51 @@ func pprofCapture(b *testing.B, httpAddr, name string) (wait func()) {
 		b.Logf("CPU profile of %s (first %d s) written to %s (go tool pprof -top %s)", name, seconds, out, out)
 	}
 }
+
+// rawBatch is the fetch size of the raw reference drain, the one
+// ../shared/PERFORMANCE.md measured at 240–300 000 msgs/s here.
+const rawBatch = 1000
+
+// rawDrain is the reference a backlog run is compared with: a plain
+// durable pull consumer fetching the preloaded stream in batches of
+// rawBatch and acknowledging each batch with one AckAll, nothing decoded
+// or written. It runs before iocd, in the same rig, so the ratio holds
+// when the machine drifts; its consumer is deleted after.
+func (r *rig) rawDrain(n int) float64 {
+	r.b.Helper()
+	ctx := context.Background()
+	const name = "raw-reference"
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, "IOC_EVENTS", jetstream.ConsumerConfig{Durable: name,
+		AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 100 * rawBatch, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	defer func() {
+		if err := r.js.DeleteConsumer(ctx, "IOC_EVENTS", name); err != nil {
+			r.b.Errorf("delete the raw reference consumer: %v", err)
+		}
+	}()
+	start := time.Now()
+	got := 0
+	for got < n {
+		batch, err := cons.Fetch(rawBatch, jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			r.b.Fatal(err)
+		}
+		var last jetstream.Msg
+		for m := range batch.Messages() {
+			last = m
+			got++
+		}
+		if err := batch.Error(); err != nil {
+			r.b.Fatalf("raw drain after %d of %d messages: %v", got, n, err)
+		}
+		if last == nil {
+			r.b.Fatalf("raw drain: nothing more after %d of %d messages", got, n)
+		}
+		if err := last.Ack(); err != nil {
+			r.b.Fatal(err)
+		}
+	}
+	return float64(got) / time.Since(start).Seconds()
+}

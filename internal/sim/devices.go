@@ -65,7 +65,11 @@ func placeIn(rng *rand.Rand, slug string, spread float64) (lat, lon float64) {
 // population builds the device population. Names and placements are fictional but
 // plausible; the river gauges sit where the real Kim Long and Phú Ốc gauges
 // are.
-func population(rng *rand.Rand, sc Scenario) (devices, cameras []*device) {
+//
+// extraCameras more vehicle-count cameras (each fourth also counting
+// people) are spread over all 40 units after Huế's own 40, for loads of a
+// city-wide camera network.
+func population(rng *rand.Rand, sc Scenario, extraCameras int) (devices, cameras []*device) {
 	add := func(d *device) *device {
 		devices = append(devices, d)
 		return d
@@ -165,27 +169,34 @@ func population(rng *rand.Rand, sc Scenario) (devices, cameras []*device) {
 		{"my-thuong", 1}, {"thanh-thuy", 2}, {"huong-tra", 2}, {"huong-an", 1}, {"phong-dien", 1},
 		{"chan-may-lang-co", 1}, {"a-luoi-3", 1}, {"phu-loc", 1},
 	}
-	n := 0
+	var places []string
 	for _, ca := range camAreas {
 		for range ca.n {
-			n++
-			id := "cam-" + pad4(n)
-			lat, lon := placeIn(rng, ca.slug, 0.008)
-			d := add(newDevice(classVehicleCount, "camera", "vehicle_count", id, ca.slug, lat, lon, 5_000))
-			dir := "inbound"
-			if n%2 == 0 {
-				dir = "outbound"
-			}
-			d.attrs = []attr{{key: "interval_s", val: "5"}, {key: "direction", val: dir}}
-			d.base = 0.5 + rng.Float64()
-			cameras = append(cameras, d)
-			// Every fourth camera also watches crowds (markets, the citadel,
-			// the walking streets).
-			if n%4 == 1 {
-				p := add(newDevice(classPersonCount, "camera", "person_count", id, ca.slug, d.lat, d.lon, 60_000))
-				p.attrs = []attr{{key: "interval_s", val: "60"}}
-				p.base = 20 + rng.Float64()*80
-			}
+			places = append(places, ca.slug)
+		}
+	}
+	for i := range extraCameras {
+		places = append(places, city.At(i%city.Count).Slug)
+	}
+	n := 0
+	for _, slug := range places {
+		n++
+		id := "cam-" + pad4(n)
+		lat, lon := placeIn(rng, slug, 0.008)
+		d := add(newDevice(classVehicleCount, "camera", "vehicle_count", id, slug, lat, lon, 5_000))
+		dir := "inbound"
+		if n%2 == 0 {
+			dir = "outbound"
+		}
+		d.attrs = []attr{{key: "interval_s", val: "5"}, {key: "direction", val: dir}}
+		d.base = 0.5 + rng.Float64()
+		cameras = append(cameras, d)
+		// Every fourth camera also watches crowds (markets, the citadel,
+		// the walking streets).
+		if n%4 == 1 {
+			p := add(newDevice(classPersonCount, "camera", "person_count", id, slug, d.lat, d.lon, 60_000))
+			p.attrs = []attr{{key: "interval_s", val: "60"}}
+			p.base = 20 + rng.Float64()*80
 		}
 	}
 	return devices, cameras

@@ -35,6 +35,10 @@ type Config struct {
 	// past: 1 s to 5 min, or for one in ten of them 2 to 3 h (beyond the
 	// default 1 h correction horizon).
 	LateRatio float64
+	// ExtraCameras adds vehicle-count cameras (every fourth also counting
+	// people) spread over the 40 units, to Huế's 40: a city-wide camera
+	// network has hundreds of sources.
+	ExtraCameras int
 	// Now is the real clock, used only for time_in_future payloads. Nil means
 	// time.Now.
 	Now func() time.Time
@@ -202,7 +206,7 @@ func New(cfg Config) (*Generator, error) {
 		g.areaWeights = append(g.areaWeights, w)
 	}
 
-	devices, cameras := population(g.rng, cfg.Scenario)
+	devices, cameras := population(g.rng, cfg.Scenario, cfg.ExtraCameras)
 	g.cameras = cameras
 	for _, d := range devices {
 		g.push(&emitter{at: g.start + g.rng.Int64N(d.periodMs), what: emitDevice, dev: d})
