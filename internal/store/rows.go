@@ -225,6 +225,29 @@ type (
 	floatArrays  [][]float64
 )
 
+// appendArrays appends each row as a slice of pointers into it: the
+// driver appends a []T row's elements as interface values, which boxes
+// (allocates) every string and float, while a pointer boxes for free.
+// ptrs is scratch reused across rows and inserts; the driver copies the
+// values at once.
+func appendArrays[T any](c driver.BatchColumn, rows [][]T, ptrs *[]*T) error {
+	p := *ptrs
+	defer func() {
+		clear(p) // the scratch keeps no batch alive
+		*ptrs = p[:0]
+	}()
+	for _, row := range rows {
+		p = p[:0]
+		for k := range row {
+			p = append(p, &row[k])
+		}
+		if err := c.AppendRow(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 const windowsInsert = "INSERT INTO window_agg (window_start, window_size_s, kind, type, metric, area, source, " +
 	"count, sum, min, max, first, last, final, version, updated_at)"
 
@@ -311,13 +334,9 @@ func (s *Store) insertColumns(ctx context.Context, table, insert string, columns
 		c := batch.Column(i)
 		switch rows := col.(type) {
 		case stringArrays:
-			for j := 0; j < len(rows) && err == nil; j++ {
-				err = c.AppendRow(rows[j])
-			}
+			err = appendArrays(c, rows, &s.strPtrs)
 		case floatArrays:
-			for j := 0; j < len(rows) && err == nil; j++ {
-				err = c.AppendRow(rows[j])
-			}
+			err = appendArrays(c, rows, &s.floatPtrs)
 		default:
 			err = c.Append(col)
 		}

@@ -39,6 +39,9 @@ type Store struct {
 	version  versionClock
 	mu       sync.Mutex
 	batches  map[string]driver.Batch // long-lived insert batches by table
+	// Scratch of the array columns' rows (see appendArrays), under mu.
+	strPtrs   []*string
+	floatPtrs []*float64
 }
 
 // Open connects, creating the database if it does not exist yet.
