@@ -114,8 +114,8 @@ func benchBacklog(b *testing.B, n int, badRatio float64) {
 const sseClients = 20
 
 // cityCameras is the cameras backlog-city500 adds to the simulated
-// city's 73 sources: with the person counters of every fourth, 635
-// sources over the 40 units.
+// city's 73 sources: 523 sources over the 40 units (a camera's person
+// counter shares its source id).
 const cityCameras = 450
 
 // backlogExtras is what a backlog variant adds to the plain run.
