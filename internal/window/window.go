@@ -143,6 +143,23 @@ type source struct {
 	nextEndMs  int64 // the earliest end of an open slot; math.MaxInt64 when none
 	slots      map[slotKey]*slot
 	ids        map[int64]map[uint64]struct{} // dedup buckets of minSize by start
+
+	// What collectSource needs without a scan of every slot (a city has
+	// thousands of sources, each an hour of slots): the slots marked dirty
+	// since they were last written, how many slots are open, and the
+	// horizon at which the oldest slot and dedup bucket leave it.
+	dirtySlots   []slotKey
+	openSlots    int
+	pruneSlotsAt int64 // min endMs of the slots; MaxInt64 when none
+	pruneIDsAt   int64 // min bucket end of ids; MaxInt64 when none
+}
+
+// markDirty marks sl changed since it was last written.
+func (src *source) markDirty(key slotKey, sl *slot) {
+	if !sl.dirty {
+		sl.dirty = true
+		src.dirtySlots = append(src.dirtySlots, key)
+	}
 }
 
 type slotKey struct {
@@ -226,7 +243,8 @@ func (s *Set) source(name string) *source {
 	src := s.sources[name]
 	if src == nil {
 		src = &source{name: name, latestMs: math.MinInt64, doneMs: math.MinInt64, nextEndMs: math.MaxInt64,
-			slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{})}
+			slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{}),
+			pruneSlotsAt: math.MaxInt64, pruneIDsAt: math.MaxInt64}
 		s.sources[name] = src
 	}
 	return src
@@ -296,12 +314,17 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		key := slotKey{i, start}
 		sl := src.slots[key]
 		if sl == nil {
-			sl = &slot{startMs: start, endMs: start + size}
+			// Sized for this event's aggregates (its metrics and the event
+			// count): a source's events carry the same metrics, and growing
+			// from empty would leave a quarter of the slots' memory unused.
+			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, len(ev.MetricNames)+1)}
 			src.slots[key] = sl
+			src.pruneSlotsAt = min(src.pruneSlotsAt, sl.endMs)
 			if sl.endMs <= watermark {
 				sl.final = true // behind the watermark already: final at once
 			} else {
 				s.openWindows++
+				src.openSlots++
 				s.open[src] = struct{}{}
 				src.nextEndMs = min(src.nextEndMs, sl.endMs)
 			}
@@ -311,7 +334,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		} else if disp == Dropped {
 			disp = Accepted
 		}
-		sl.dirty = true
+		src.markDirty(key, sl)
 		for m, name := range ev.MetricNames {
 			sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, name}).add(ev.MetricValues[m], ev.TimeMs, ev.ID)
 		}
@@ -329,6 +352,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		if ids == nil {
 			ids = make(map[uint64]struct{})
 			src.ids[bucket] = ids
+			src.pruneIDsAt = min(src.pruneIDsAt, bucket+s.minSizeMs)
 		}
 		ids[h] = struct{}{}
 		s.dirty[src] = struct{}{}
@@ -351,8 +375,9 @@ func (s *Set) finalize(src *source, due func(*slot) bool) {
 			continue
 		}
 		sl.final = true
-		sl.dirty = true // the final row is written even if nothing changed since the early one
+		src.markDirty(key, sl) // the final row is written even if nothing changed since the early one
 		s.openWindows--
+		src.openSlots--
 		if key.sizeIdx == 0 && !s.restoring {
 			closing = append(closing, sl)
 		}
@@ -444,25 +469,49 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 }
 
 func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
-	horizon := src.latestMs - s.horizonMs
-	stillOpen := false
-	for key, sl := range src.slots {
-		if sl.dirty && (sl.final || early) {
+	// The dirty slots to write; those still open and not written now stay
+	// marked. A slot FinishRestore dropped is gone from the map.
+	keep := src.dirtySlots[:0]
+	for _, key := range src.dirtySlots {
+		sl := src.slots[key]
+		if sl == nil || !sl.dirty {
+			continue
+		}
+		if sl.final || early {
 			dst = sl.rows(dst, key, src.name, s.sizesMs[key.sizeIdx])
 			sl.dirty = false
+			continue
 		}
-		if !sl.final {
-			stillOpen = true
-		} else if !sl.dirty && sl.endMs <= horizon {
-			delete(src.slots, key)
-		}
+		keep = append(keep, key)
 	}
-	for start := range src.ids {
-		if start+s.minSizeMs <= horizon {
-			delete(src.ids, start)
+	clear(src.dirtySlots[len(keep):])
+	src.dirtySlots = keep
+	// Windows and dedup buckets that left the correction horizon, scanned
+	// for only once the oldest of them has.
+	horizon := src.latestMs - s.horizonMs
+	if src.pruneSlotsAt <= horizon {
+		next := int64(math.MaxInt64)
+		for key, sl := range src.slots {
+			if sl.final && !sl.dirty && sl.endMs <= horizon {
+				delete(src.slots, key)
+				continue
+			}
+			next = min(next, sl.endMs)
 		}
+		src.pruneSlotsAt = next
 	}
-	if stillOpen {
+	if src.pruneIDsAt <= horizon {
+		next := int64(math.MaxInt64)
+		for start := range src.ids {
+			if start+s.minSizeMs <= horizon {
+				delete(src.ids, start)
+				continue
+			}
+			next = min(next, start+s.minSizeMs)
+		}
+		src.pruneIDsAt = next
+	}
+	if src.openSlots > 0 {
 		s.open[src] = struct{}{}
 	} else {
 		delete(s.open, src)
@@ -505,6 +554,7 @@ func (s *Set) FinishRestore() {
 			case sl.endMs <= horizon:
 				if !sl.final {
 					s.openWindows--
+					src.openSlots--
 				}
 				delete(src.slots, key)
 				continue
