@@ -1,6 +1,7 @@
 package window
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"testing"
@@ -271,5 +272,43 @@ func TestIdleProgress(t *testing.T) {
 	ups = set.TakeUpdates(nil)
 	if len(ups) != 1 || !ups[0].Progress || ups[0].DoneMs != base {
 		t.Fatalf("speaking again: %+v", ups)
+	}
+}
+
+// TestStateStaysInsideTheHorizon: a source reporting for three hours,
+// collected every minute, holds only the windows and dedup buckets of the
+// last hour (the horizon) and a few minutes; a late event inside the
+// horizon still lands as a correction, one beyond it is dropped.
+func TestStateStaysInsideTheHorizon(t *testing.T) {
+	s, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []Row
+	n := 0
+	for off := int64(0); off < 180*minute; off += 10_000 {
+		n++
+		s.Add(ev(fmt.Sprint("e", n), "wl-1", off, 1), base+off)
+		if off%minute == 0 {
+			rows = s.Collect(rows[:0], base+off, false)
+		}
+	}
+	src := s.sources["wl-1"]
+	if len(src.slots) > 64 || len(src.ids) > 64 {
+		t.Fatalf("after 3 h: %d slots and %d dedup buckets held, want about an hour's (60)", len(src.slots), len(src.ids))
+	}
+	if len(src.dirtySlots) > 4 {
+		t.Errorf("%d slots still marked dirty after a collect", len(src.dirtySlots))
+	}
+	now := base + 180*minute
+	if d, _ := s.Add(ev("late-inside", "wl-1", 150*minute, 5), now); d != Corrected {
+		t.Errorf("an event 30 min late: %v, want Corrected", d)
+	}
+	if d, _ := s.Add(ev("late-beyond", "wl-1", 100*minute, 5), now); d != Dropped {
+		t.Errorf("an event 80 min late: %v, want Dropped", d)
+	}
+	rows = s.Collect(rows[:0], now, false)
+	if r := find(rows, base+150*minute, "height"); r == nil || r.Count != 7 || r.Max != 5 {
+		t.Errorf("the corrected window: %+v", r)
 	}
 }
