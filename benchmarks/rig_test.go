@@ -486,7 +486,12 @@ func pprofCapture(b *testing.B, httpAddr, name string) (wait func()) {
 		case resp.StatusCode != http.StatusOK:
 			done <- fmt.Errorf("%s: %s (does this iocd support IOC_PPROF?)", url, resp.Status)
 		default:
-			done <- os.WriteFile(out, data, 0o644)
+			if err := os.WriteFile(out, data, 0o644); err != nil {
+				done <- err
+				return
+			}
+			// The heap as the CPU profile ends: what the drain holds.
+			done <- fetchTo(client, fmt.Sprintf("http://%s/debug/pprof/heap", httpAddr), filepath.Join(dir, name+".heap.pprof"))
 		}
 	}()
 	return func() {
@@ -494,8 +499,26 @@ func pprofCapture(b *testing.B, httpAddr, name string) (wait func()) {
 			b.Logf("pprof: %v", err)
 			return
 		}
-		b.Logf("CPU profile of %s (first %d s) written to %s (go tool pprof -top %s)", name, seconds, out, out)
+		b.Logf("CPU profile of %s (first %d s) written to %s (go tool pprof -top %s), and the heap then beside it",
+			name, seconds, out, out)
 	}
+}
+
+// fetchTo writes the body of a GET of url to file.
+func fetchTo(client *http.Client, url, file string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
 }
 
 // rawBatch is the fetch size of the raw reference drain, the one
