@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,12 +19,7 @@ import (
 // notifies nobody, and returns its URL.
 func (r *rig) startAlertmanager() string {
 	r.b.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			r.b.Fatal("Alertmanager is not installed: make test-monitoring installs Debian's prometheus-alertmanager")
-		}
-	}
+	bin := testenv.Alertmanager(r.b)
 	dir := filepath.Join(r.dir, "alertmanager")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.b.Fatal(err)

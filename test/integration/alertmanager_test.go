@@ -335,12 +335,7 @@ type alertmanager struct {
 }
 
 func startAlertmanager(t *testing.T, webhookURL string) *alertmanager {
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			t.Fatal("Alertmanager is not installed: make test-monitoring installs Debian's prometheus-alertmanager")
-		}
-	}
+	bin := testenv.Alertmanager(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`route:
   receiver: hook

@@ -92,3 +92,16 @@ func WaitFor(tb testing.TB, timeout, interval time.Duration, what string, cond f
 	}
 	tb.Fatalf("timed out after %s waiting for %s (last state: %s)", timeout, what, last)
 }
+
+// Alertmanager is the path of Debian's Alertmanager (the package names it
+// prometheus-alertmanager; upstream builds name it alertmanager).
+func Alertmanager(tb testing.TB) string {
+	tb.Helper()
+	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+		if bin, err := exec.LookPath(name); err == nil {
+			return bin
+		}
+	}
+	tb.Fatal("Alertmanager is not installed: make monitoring-tools installs Debian's prometheus-alertmanager")
+	return ""
+}
