@@ -3,6 +3,7 @@ package alert
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,18 @@ func TestHueRulePack(t *testing.T) {
 	}
 	if fire := byName["camera_fire_smoke"]; fire.Severity != Critical || fire.When[0].Value != "0.8" {
 		t.Errorf("fire rule %+v", fire)
+	}
+	// Partitions split the city by area, and a rule grouped by source
+	// alone is whole in one partition only if each source reports one
+	// area. Hue-S reports from every area under one source, so a rule
+	// that can see feedback must group by area, or two partitions would
+	// fire the same fingerprint at once.
+	for _, r := range rules {
+		if !anyGlob(r.Match.Kind, "feedback") {
+			continue
+		}
+		if !slices.Contains(r.groupBy(), "area") {
+			t.Errorf("%s sees Hue-S feedback but groups by %v: it must group by area", r.Name, r.groupBy())
+		}
 	}
 }
