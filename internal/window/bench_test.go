@@ -1,6 +1,9 @@
 package window_test
 
 import (
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -95,5 +98,80 @@ func BenchmarkAdd(b *testing.B) {
 			b.ReportMetric(float64(set.Stats().Sources), "sources")
 			b.ReportMetric(float64(nRows)/float64(n), "rows/event")
 		})
+	}
+}
+
+// BenchmarkCityState fills the windows with an hour and a quarter of a
+// city of 2 000 cameras (the default 1 h correction horizon holds an hour
+// of it) and reports the live heap the Set keeps per event inside the
+// horizon: the figure that decides iocd's memory at city scale.
+func BenchmarkCityState(b *testing.B) {
+	start := time.Date(2026, 11, 22, 17, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		b.StopTimer()
+		g, err := sim.New(sim.Config{Seed: 1, Start: start, ExtraCameras: 2000 - 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec := event.NewDecoder(1 << 62)
+		set, err := window.New(window.Config{Sizes: []time.Duration{time.Minute}, AllowedLateness: 2 * time.Minute,
+			IdleTimeout: time.Minute, CorrectionHorizon: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		end := start.Add(75 * time.Minute)
+		horizon := end.Add(-time.Hour)
+		var rows []window.Row
+		var updates []window.Update
+		var n, inHorizon int
+		var ev event.Event
+		for g.NextTime().Before(end) {
+			m := g.Next()
+			ev = event.Event{}
+			if rej := dec.Decode(m.Subject, m.Data, end.Add(time.Hour).UnixMilli(), &ev); rej != nil {
+				b.Fatalf("simulated event rejected: %v", rej)
+			}
+			set.Add(&ev, ev.TimeMs)
+			if n++; n%collectEvery == 0 {
+				// As the pipeline does: the alert engine takes the log.
+				rows = set.Collect(rows[:0], ev.TimeMs, false)
+				updates = set.TakeUpdates(updates[:0])
+			}
+			if ev.TimeMs >= horizon.UnixMilli() {
+				inHorizon++
+			}
+		}
+		set.Collect(nil, end.UnixMilli(), false)
+		set.TakeUpdates(nil)
+		rows, updates = nil, nil
+		b.StopTimer()
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if path := os.Getenv("IOC_BENCH_HEAP"); path != "" {
+			writeHeap(b, path)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(inHorizon), "live-B/event")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "live-MB")
+		b.ReportMetric(float64(set.Stats().Sources), "sources")
+		runtime.KeepAlive(set)
+		b.StartTimer()
+	}
+}
+
+// writeHeap writes a heap profile of what is live now to path
+// (IOC_BENCH_HEAP): where the window state's bytes are.
+func writeHeap(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }

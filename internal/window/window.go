@@ -84,6 +84,7 @@ type Set struct {
 	idleMs      int64
 	horizonMs   int64
 	seed        maphash.Seed
+	keys        keyTable
 	sources     map[string]*source
 	open        map[*source]struct{} // sources with windows not yet final
 	dirty       map[*source]struct{} // sources with changes not yet collected
@@ -142,7 +143,9 @@ type source struct {
 	doneMs     int64 // every smallest pane ending at or before it is final (see Update)
 	nextEndMs  int64 // the earliest end of an open slot; math.MaxInt64 when none
 	slots      map[slotKey]*slot
-	ids        map[int64]map[uint64]struct{} // dedup buckets of minSize by start
+	ids        idSet
+	keys       eventKeys // of the last event
+	lastSlot   []*slot   // the newest slot of each size, for aggHint
 
 	// What collectSource needs without a scan of every slot (a city has
 	// thousands of sources, each an hour of slots): the slots marked dirty
@@ -152,6 +155,15 @@ type source struct {
 	openSlots    int
 	pruneSlotsAt int64 // min endMs of the slots; MaxInt64 when none
 	pruneIDsAt   int64 // min bucket end of ids; MaxInt64 when none
+}
+
+// aggHint is how many aggregates the source's newest slot of size index
+// i holds, 0 when it has none.
+func (src *source) aggHint(i int) int {
+	if i < len(src.lastSlot) && src.lastSlot[i] != nil {
+		return len(src.lastSlot[i].aggs)
+	}
+	return 0
 }
 
 // markDirty marks sl changed since it was last written.
@@ -174,23 +186,21 @@ type slot struct {
 	final          bool
 	dirty          bool
 	aggs           []agg
-	index          map[aggKey]int // built once aggs grows past a linear scan
+	index          map[uint32]int // built once aggs grows past a linear scan
 }
 
-type aggKey struct{ kind, typ, area, metric string }
-
 type agg struct {
-	key             aggKey
 	count           uint64
 	sum, min, max   float64
 	first, last     float64
 	firstMs, lastMs int64
 	firstID, lastID string
+	key             uint32 // into Set.keys
 }
 
 const linearScanLimit = 16
 
-func (sl *slot) agg(k aggKey) *agg {
+func (sl *slot) agg(k uint32) *agg {
 	if sl.index != nil {
 		if i, ok := sl.index[k]; ok {
 			return &sl.aggs[i]
@@ -206,7 +216,7 @@ func (sl *slot) agg(k aggKey) *agg {
 	if sl.index != nil {
 		sl.index[k] = len(sl.aggs) - 1
 	} else if len(sl.aggs) > linearScanLimit {
-		sl.index = make(map[aggKey]int, len(sl.aggs)*2)
+		sl.index = make(map[uint32]int, len(sl.aggs)*2)
 		for i := range sl.aggs {
 			sl.index[sl.aggs[i].key] = i
 		}
@@ -243,7 +253,7 @@ func (s *Set) source(name string) *source {
 	src := s.sources[name]
 	if src == nil {
 		src = &source{name: name, latestMs: math.MinInt64, doneMs: math.MinInt64, nextEndMs: math.MaxInt64,
-			slots: make(map[slotKey]*slot), ids: make(map[int64]map[uint64]struct{}),
+			slots:        make(map[slotKey]*slot),
 			pruneSlotsAt: math.MaxInt64, pruneIDsAt: math.MaxInt64}
 		s.sources[name] = src
 	}
@@ -259,10 +269,8 @@ func (s *Set) Add(ev *event.Event, nowMs int64) (Disposition, int64) {
 	src.lastSeenMs = nowMs
 	bucket := floorDiv(ev.TimeMs, s.minSizeMs) * s.minSizeMs
 	h := maphash.String(s.seed, ev.ID)
-	if ids := src.ids[bucket]; ids != nil {
-		if _, seen := ids[h]; seen {
-			return Duplicate, latestBefore
-		}
+	if src.ids.has(bucket, h) {
+		return Duplicate, latestBefore
 	}
 	disp := s.apply(src, ev, latestBefore, h, bucket)
 	return disp, latestBefore
@@ -280,10 +288,8 @@ func (s *Set) Restore(ev *event.Event, latestBefore, nowMs int64) Disposition {
 	src.lastSeenMs = nowMs
 	bucket := floorDiv(ev.TimeMs, s.minSizeMs) * s.minSizeMs
 	h := maphash.String(s.seed, ev.ID)
-	if ids := src.ids[bucket]; ids != nil {
-		if _, seen := ids[h]; seen {
-			return Duplicate
-		}
+	if src.ids.has(bucket, h) {
+		return Duplicate
 	}
 	return s.apply(src, ev, latestBefore, h, bucket)
 }
@@ -306,6 +312,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 	}
 	s.progress(src, floorDiv(watermark, s.minSizeMs)*s.minSizeMs)
 	disp := Dropped
+	keys := s.keysOf(src, ev)
 	for i, size := range s.sizesMs {
 		start := floorDiv(ev.TimeMs, size) * size
 		if start+size <= cutoff {
@@ -314,11 +321,18 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		key := slotKey{i, start}
 		sl := src.slots[key]
 		if sl == nil {
-			// Sized for this event's aggregates (its metrics and the event
-			// count): a source's events carry the same metrics, and growing
-			// from empty would leave a quarter of the slots' memory unused.
-			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, len(ev.MetricNames)+1)}
+			// Sized for as many aggregates as the source's last slot of this
+			// size held (or this event's): a source's windows hold the same
+			// keys, and growing from empty would leave a third of the
+			// slots' memory unused.
+			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, max(len(keys), src.aggHint(i)))}
 			src.slots[key] = sl
+			if i >= len(src.lastSlot) {
+				src.lastSlot = append(src.lastSlot, make([]*slot, i+1-len(src.lastSlot))...)
+			}
+			if last := src.lastSlot[i]; last == nil || last.startMs < start {
+				src.lastSlot[i] = sl
+			}
 			src.pruneSlotsAt = min(src.pruneSlotsAt, sl.endMs)
 			if sl.endMs <= watermark {
 				sl.final = true // behind the watermark already: final at once
@@ -335,26 +349,24 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			disp = Accepted
 		}
 		src.markDirty(key, sl)
-		for m, name := range ev.MetricNames {
-			sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, name}).add(ev.MetricValues[m], ev.TimeMs, ev.ID)
+		for m, k := range keys {
+			v := 1.0 // the event count's
+			if m < len(ev.MetricValues) {
+				v = ev.MetricValues[m]
+			}
+			sl.agg(k).add(v, ev.TimeMs, ev.ID)
 		}
-		sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}).add(1, ev.TimeMs, ev.ID)
 		if sl.final && i == 0 && !s.restoring {
 			// A correction: the panes it changed, as they are now.
-			for m := range ev.MetricNames {
-				s.logRow(sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, ev.MetricNames[m]}), sl, src.name)
+			for _, k := range keys {
+				s.logRow(sl.agg(k), sl, src.name)
 			}
-			s.logRow(sl.agg(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}), sl, src.name)
 		}
 	}
 	if disp != Dropped {
-		ids := src.ids[bucket]
-		if ids == nil {
-			ids = make(map[uint64]struct{})
-			src.ids[bucket] = ids
+		if src.ids.add(bucket, h) {
 			src.pruneIDsAt = min(src.pruneIDsAt, bucket+s.minSizeMs)
 		}
-		ids[h] = struct{}{}
 		s.dirty[src] = struct{}{}
 	}
 	return disp
@@ -414,9 +426,10 @@ func (s *Set) logSlot(sl *slot, sourceName string) {
 }
 
 func (s *Set) logRow(a *agg, sl *slot, sourceName string) {
+	k := s.keys.keys[a.key]
 	s.updates = append(s.updates, Update{Row: Row{
 		StartMs: sl.startMs, SizeMs: s.minSizeMs,
-		Kind: a.key.kind, Type: a.key.typ, Metric: a.key.metric, Area: a.key.area, Source: sourceName,
+		Kind: k.kind, Type: k.typ, Metric: k.metric, Area: k.area, Source: sourceName,
 		Count: a.count, Sum: a.sum, Min: a.min, Max: a.max, First: a.first, Last: a.last, Final: true,
 	}})
 }
@@ -478,7 +491,7 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 			continue
 		}
 		if sl.final || early {
-			dst = sl.rows(dst, key, src.name, s.sizesMs[key.sizeIdx])
+			dst = s.rows(dst, sl, key, src.name)
 			sl.dirty = false
 			continue
 		}
@@ -501,15 +514,11 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 		src.pruneSlotsAt = next
 	}
 	if src.pruneIDsAt <= horizon {
-		next := int64(math.MaxInt64)
-		for start := range src.ids {
-			if start+s.minSizeMs <= horizon {
-				delete(src.ids, start)
-				continue
-			}
-			next = min(next, start+s.minSizeMs)
+		src.ids.pruneBefore(horizon, s.minSizeMs)
+		src.pruneIDsAt = math.MaxInt64
+		if end, ok := src.ids.oldestEnd(s.minSizeMs); ok {
+			src.pruneIDsAt = end
 		}
-		src.pruneIDsAt = next
 	}
 	if src.openSlots > 0 {
 		s.open[src] = struct{}{}
@@ -519,12 +528,13 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 	return dst
 }
 
-func (sl *slot) rows(dst []Row, key slotKey, sourceName string, sizeMs int64) []Row {
+func (s *Set) rows(dst []Row, sl *slot, key slotKey, sourceName string) []Row {
 	for i := range sl.aggs {
 		a := &sl.aggs[i]
+		k := s.keys.keys[a.key]
 		dst = append(dst, Row{
-			StartMs: key.startMs, SizeMs: sizeMs,
-			Kind: a.key.kind, Type: a.key.typ, Metric: a.key.metric, Area: a.key.area, Source: sourceName,
+			StartMs: key.startMs, SizeMs: s.sizesMs[key.sizeIdx],
+			Kind: k.kind, Type: k.typ, Metric: k.metric, Area: k.area, Source: sourceName,
 			Count: a.count, Sum: a.sum, Min: a.min, Max: a.max, First: a.first, Last: a.last,
 			Final: sl.final,
 		})
