@@ -77,6 +77,10 @@ type Config struct {
 	// cluster (3 for the shipped cluster); 1 on a single server.
 	StreamReplicas  int      `yaml:"stream_replicas"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MemoryLimitMB is the Go runtime's soft memory limit, in MiB: the
+	// garbage collector works harder near it instead of letting the heap
+	// grow to twice the live state. 0 leaves Go's default (GOMEMLIMIT).
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 
 	// Partitions > 0 runs iocd as one of several processes sharing
 	// IOC_EVENTS by area (docs/scale-out.md): the events are split into
@@ -249,6 +253,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.MaxAckPending < 2*c.BatchSize {
 		errs = append(errs, "IOC_BATCH_SIZE must be ≥ 1 and IOC_MAX_ACK_PENDING at least twice it")
+	}
+	if c.MemoryLimitMB < 0 {
+		errs = append(errs, fmt.Sprintf("IOC_MEMORY_LIMIT_MB: %d is negative (0 leaves Go's default)", c.MemoryLimitMB))
 	}
 	if c.AlertmanagerResend.D() < 100*time.Millisecond {
 		errs = append(errs, fmt.Sprintf("IOC_ALERTMANAGER_RESEND: %s is shorter than 100ms", c.AlertmanagerResend.D()))

@@ -49,6 +49,8 @@ func TestLoad(t *testing.T) {
 				c.AlertmanagerResend.D() == 30*time.Second
 		}, ""},
 		{"alertmanager resend too short", "", map[string]string{"IOC_ALERTMANAGER_RESEND": "10ms"}, nil, "IOC_ALERTMANAGER_RESEND"},
+		{"memory limit negative", "", map[string]string{"IOC_MEMORY_LIMIT_MB": "-1"}, nil, "IOC_MEMORY_LIMIT_MB"},
+		{"memory limit", "", map[string]string{"IOC_MEMORY_LIMIT_MB": "900"}, func(c Config) bool { return c.MemoryLimitMB == 900 }, ""},
 		{"alertmanager two credentials", "", map[string]string{"IOC_ALERTMANAGER_USER": "ioc",
 			"IOC_ALERTMANAGER_BEARER_TOKEN": "t"}, nil, "choose one"},
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,6 +127,10 @@ func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (*sto
 // Serve runs iocd until ctx ends, then drains; version is logged at start.
 func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) error {
 	log.Info().Str("version", version).Interface("config", cfg.Redacted()).Msg("starting iocd")
+	if cfg.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+		log.Info().Int("memory_limit_mb", cfg.MemoryLimitMB).Msg("Go memory limit set: the GC collects before the heap passes it")
+	}
 	if err := httpapi.CheckTokens(cfg.HTTPTokens); err != nil {
 		return err
 	}
