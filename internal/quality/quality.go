@@ -38,12 +38,14 @@ type Source struct {
 	Duplicates         uint64  `json:"duplicates"`
 	Late               uint64  `json:"late"` // older than the source's newest event when it arrived
 	MaxLatenessSeconds float64 `json:"maxLatenessSeconds"`
+
+	changed bool // since the last Publish (a flag, not a set: no map write per event)
 }
 
 // Tracker records per-source telemetry.
 type Tracker struct {
 	by       map[string]*Source
-	changed  map[*Source]struct{}
+	changed  []*Source
 	snap     atomic.Pointer[[]Source]
 	lateness prometheus.Histogram
 	lastSeen *prometheus.GaugeVec
@@ -52,8 +54,7 @@ type Tracker struct {
 // New registers the metrics on reg and returns an empty tracker.
 func New(reg prometheus.Registerer) *Tracker {
 	t := &Tracker{
-		by:      map[string]*Source{},
-		changed: map[*Source]struct{}{},
+		by: map[string]*Source{},
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ioc_event_lateness_seconds",
 			Help:    "How far behind its source's newest event time an event arrives (0 when in order).",
 			Buckets: []float64{0, 1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 3 * 3600, 24 * 3600}}),
@@ -76,7 +77,10 @@ func (t *Tracker) Event(ev *event.Event, disp window.Disposition, latestBefore, 
 		s = &Source{Source: strings.Clone(ev.Source), Kind: strings.Clone(ev.Kind), Type: strings.Clone(ev.Type), Area: strings.Clone(ev.Area)}
 		t.by[s.Source] = s
 	}
-	t.changed[s] = struct{}{}
+	if !s.changed {
+		s.changed = true
+		t.changed = append(t.changed, s)
+	}
 	s.LastSeen = time.UnixMilli(nowMs)
 	switch disp {
 	case window.Duplicate:
@@ -103,10 +107,12 @@ func (t *Tracker) Event(ev *event.Event, disp window.Disposition, latestBefore, 
 // Publish refreshes the snapshot and the per-source gauges; the pipeline
 // calls it once per batch.
 func (t *Tracker) Publish(now time.Time) {
-	for s := range t.changed {
+	for _, s := range t.changed {
 		t.lastSeen.WithLabelValues(s.Kind, s.Source).Set(float64(s.LastEventTime.UnixMilli()) / 1000)
+		s.changed = false
 	}
 	clear(t.changed)
+	t.changed = t.changed[:0]
 	out := make([]Source, 0, len(t.by))
 	for _, s := range t.by {
 		c := *s
@@ -130,7 +136,7 @@ func Sort(out []Source) {
 // Sibling is an empty tracker exporting through the same metrics: each
 // pipeline of a partitioned iocd records its own sources.
 func (t *Tracker) Sibling() *Tracker {
-	s := &Tracker{by: map[string]*Source{}, changed: map[*Source]struct{}{}, lateness: t.lateness, lastSeen: t.lastSeen}
+	s := &Tracker{by: map[string]*Source{}, lateness: t.lateness, lastSeen: t.lastSeen}
 	empty := []Source{}
 	s.snap.Store(&empty)
 	return s

@@ -151,7 +151,7 @@ type source struct {
 	// thousands of sources, each an hour of slots): the slots marked dirty
 	// since they were last written, how many slots are open, and the
 	// horizon at which the oldest slot and dedup bucket leave it.
-	dirtySlots   []slotKey
+	dirtySlots   []dirtySlot
 	openSlots    int
 	pruneSlotsAt int64 // min endMs of the slots; MaxInt64 when none
 	pruneIDsAt   int64 // min bucket end of ids; MaxInt64 when none
@@ -166,11 +166,18 @@ func (src *source) aggHint(i int) int {
 	return 0
 }
 
+// dirtySlot is a slot marked dirty, with its key: collectSource reaches
+// it without a map lookup (a city collects thousands every 100 ms).
+type dirtySlot struct {
+	key slotKey
+	sl  *slot
+}
+
 // markDirty marks sl changed since it was last written.
 func (src *source) markDirty(key slotKey, sl *slot) {
 	if !sl.dirty {
 		sl.dirty = true
-		src.dirtySlots = append(src.dirtySlots, key)
+		src.dirtySlots = append(src.dirtySlots, dirtySlot{key, sl})
 	}
 }
 
@@ -466,15 +473,25 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 		s.finalize(src, func(*slot) bool { return true })
 		s.progress(src, math.MaxInt64)
 		delete(s.active, src)
+		s.dirty[src] = struct{}{} // its final rows are to be written
 	}
 	clear(idle)
 	s.idle = idle[:0]
+	if !early {
+		// Only a source that changed has rows to write or windows to
+		// forget: events mark theirs dirty, and so does going idle.
+		for src := range s.dirty {
+			dst = s.collectSource(dst, src, false)
+		}
+		clear(s.dirty)
+		return dst
+	}
 	for src := range s.open {
-		dst = s.collectSource(dst, src, early)
+		dst = s.collectSource(dst, src, true)
 	}
 	for src := range s.dirty {
 		if _, done := s.open[src]; !done {
-			dst = s.collectSource(dst, src, early)
+			dst = s.collectSource(dst, src, true)
 		}
 	}
 	clear(s.dirty)
@@ -483,19 +500,19 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 
 func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 	// The dirty slots to write; those still open and not written now stay
-	// marked. A slot FinishRestore dropped is gone from the map.
+	// marked. A slot FinishRestore dropped is no longer dirty.
 	keep := src.dirtySlots[:0]
-	for _, key := range src.dirtySlots {
-		sl := src.slots[key]
-		if sl == nil || !sl.dirty {
-			continue
+	for _, d := range src.dirtySlots {
+		sl := d.sl
+		if !sl.dirty {
+			continue // dropped by FinishRestore
 		}
 		if sl.final || early {
-			dst = s.rows(dst, sl, key, src.name)
+			dst = s.rows(dst, sl, d.key, src.name)
 			sl.dirty = false
 			continue
 		}
-		keep = append(keep, key)
+		keep = append(keep, d)
 	}
 	clear(src.dirtySlots[len(keep):])
 	src.dirtySlots = keep
@@ -566,6 +583,7 @@ func (s *Set) FinishRestore() {
 					s.openWindows--
 					src.openSlots--
 				}
+				sl.dirty = false // never written (see collectSource)
 				delete(src.slots, key)
 				continue
 			case !sl.final:

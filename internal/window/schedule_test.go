@@ -1,0 +1,96 @@
+package window
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/iocstream/iocstream/internal/event"
+)
+
+// TestRowsDoNotDependOnCollectTiming: one random stream (several sources,
+// two window sizes, late events, duplicates, silences long enough to go
+// idle) is collected on different schedules, early or not. What a
+// consumer of the rows ends with, the last row written per window, must
+// be the same on every schedule and must be what an early collect after
+// every event writes: a Collect that skips a source must never skip a row.
+func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
+	c := cfg()
+	c.Sizes = []time.Duration{time.Minute, 5 * time.Minute}
+	type step struct {
+		ev    *event.Event
+		nowMs int64
+	}
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		var steps []step
+		nowMs := base
+		latest := map[string]int64{}
+		for i := 0; i < 600; i++ {
+			src := fmt.Sprintf("s%d", rng.IntN(4))
+			t0 := latest[src] + int64(rng.IntN(20_000))
+			if rng.IntN(10) == 0 {
+				t0 -= int64(rng.IntN(int(10 * minute))) // late, sometimes beyond the lateness
+			}
+			latest[src] = max(latest[src], t0)
+			id := fmt.Sprintf("e%d", i)
+			if i > 0 && rng.IntN(15) == 0 {
+				id = fmt.Sprintf("e%d", rng.IntN(i)) // a duplicate, maybe of another source
+			}
+			metric := []string{"height", "flow"}[rng.IntN(2)]
+			e := &event.Event{ID: id, Kind: "environment", Type: "water_level", Source: src, Area: "kim-long",
+				TimeMs: base + t0, MetricNames: []string{metric}, MetricValues: []float64{float64(rng.IntN(100))}}
+			nowMs += int64(rng.IntN(2000))
+			if rng.IntN(50) == 0 {
+				nowMs += 2 * minute // every source goes idle
+			}
+			steps = append(steps, step{e, nowMs})
+		}
+		run := func(collect func(i int) (bool, bool)) map[string]Row {
+			set, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := map[string]Row{}
+			keep := func(rows []Row) {
+				for _, r := range rows {
+					last[fmt.Sprintf("%s/%s/%d/%d", r.Source, r.Metric, r.SizeMs, r.StartMs)] = r
+				}
+			}
+			for i, s := range steps {
+				set.Add(s.ev, s.nowMs)
+				if do, early := collect(i); do {
+					keep(set.Collect(nil, s.nowMs, early))
+				}
+				set.TakeUpdates(nil)
+			}
+			// Everything idle, so final: one collect, early or not, writes
+			// every row still owed, and nothing is left for another.
+			end := steps[len(steps)-1].nowMs + 10*minute
+			keep(set.Collect(nil, end, false))
+			if rows := set.Collect(nil, end, true); len(rows) != 0 {
+				t.Fatalf("seed %d: %d rows left after every window became final and was collected", seed, len(rows))
+			}
+			return last
+		}
+		want := run(func(int) (bool, bool) { return true, true })
+		r := rand.New(rand.NewPCG(seed, 9))
+		schedules := map[string]func(int) (bool, bool){
+			"every event, not early": func(int) (bool, bool) { return true, false },
+			"random":                 func(int) (bool, bool) { return r.IntN(5) == 0, r.IntN(3) == 0 },
+			"rarely, never early":    func(i int) (bool, bool) { return i%97 == 0, false },
+		}
+		for name, sched := range schedules {
+			got := run(sched)
+			for k, w := range want {
+				if g, ok := got[k]; !ok || g != w {
+					t.Fatalf("seed %d, %s: window %s ends as %+v, want %+v", seed, name, k, g, w)
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("seed %d, %s: %d windows written, want %d", seed, name, len(got), len(want))
+			}
+		}
+	}
+}
