@@ -54,7 +54,13 @@ func (s *idSet) has(start int64, h uint64) bool {
 func (s *idSet) add(start int64, h uint64) bool {
 	i, ok := s.find(start)
 	if !ok {
-		s.buckets = slices.Insert(s.buckets, i, idBucket{start: start})
+		// Sized like the newest bucket: a source sends at a steady rate,
+		// and growing by doubling would leave a quarter of it unused.
+		var small []uint64
+		if n := len(s.buckets); n > 0 && s.buckets[n-1].big == nil {
+			small = make([]uint64, 0, len(s.buckets[n-1].small))
+		}
+		s.buckets = slices.Insert(s.buckets, i, idBucket{start: start, small: small})
 	}
 	b := &s.buckets[i]
 	if b.big != nil {
