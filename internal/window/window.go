@@ -95,6 +95,7 @@ type Set struct {
 	updates   []Update
 	restoring bool
 	closing   []*slot // scratch of finalize
+	remap     []int32 // scratch of slot.compactIDs
 	idle      []*source
 }
 
@@ -179,69 +180,6 @@ func (src *source) markDirty(key slotKey, sl *slot) {
 		sl.dirty = true
 		src.dirtySlots = append(src.dirtySlots, dirtySlot{key, sl})
 	}
-}
-
-type slotKey struct {
-	sizeIdx int
-	startMs int64
-}
-
-// slot is one window span of one source; it holds one aggregate per
-// (kind, type, area, metric) seen in it.
-type slot struct {
-	startMs, endMs int64
-	final          bool
-	dirty          bool
-	aggs           []agg
-	index          map[uint32]int // built once aggs grows past a linear scan
-}
-
-type agg struct {
-	count           uint64
-	sum, min, max   float64
-	first, last     float64
-	firstMs, lastMs int64
-	firstID, lastID string
-	key             uint32 // into Set.keys
-}
-
-const linearScanLimit = 16
-
-func (sl *slot) agg(k uint32) *agg {
-	if sl.index != nil {
-		if i, ok := sl.index[k]; ok {
-			return &sl.aggs[i]
-		}
-	} else {
-		for i := range sl.aggs {
-			if sl.aggs[i].key == k {
-				return &sl.aggs[i]
-			}
-		}
-	}
-	sl.aggs = append(sl.aggs, agg{key: k, min: math.Inf(1), max: math.Inf(-1)})
-	if sl.index != nil {
-		sl.index[k] = len(sl.aggs) - 1
-	} else if len(sl.aggs) > linearScanLimit {
-		sl.index = make(map[uint32]int, len(sl.aggs)*2)
-		for i := range sl.aggs {
-			sl.index[sl.aggs[i].key] = i
-		}
-	}
-	return &sl.aggs[len(sl.aggs)-1]
-}
-
-func (a *agg) add(v float64, tMs int64, id string) {
-	if a.count == 0 || tMs < a.firstMs || tMs == a.firstMs && id < a.firstID {
-		a.first, a.firstMs, a.firstID = v, tMs, id
-	}
-	if a.count == 0 || tMs > a.lastMs || tMs == a.lastMs && id > a.lastID {
-		a.last, a.lastMs, a.lastID = v, tMs, id
-	}
-	a.count++
-	a.sum += v
-	a.min = math.Min(a.min, v)
-	a.max = math.Max(a.max, v)
 }
 
 // Start is the start of the window of sizeMs that holds tMs: windows are
@@ -332,7 +270,8 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			// size held (or this event's): a source's windows hold the same
 			// keys, and growing from empty would leave a third of the
 			// slots' memory unused.
-			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, max(len(keys), src.aggHint(i)))}
+			n := max(len(keys), src.aggHint(i))
+			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, n), ids: make([]string, 0, 2*n+5)}
 			src.slots[key] = sl
 			if i >= len(src.lastSlot) {
 				src.lastSlot = append(src.lastSlot, make([]*slot, i+1-len(src.lastSlot))...)
@@ -356,12 +295,14 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			disp = Accepted
 		}
 		src.markDirty(key, sl)
+		var ref uint32
+		ref, s.remap = sl.idRef(ev.ID, s.remap)
 		for m, k := range keys {
 			v := 1.0 // the event count's
 			if m < len(ev.MetricValues) {
 				v = ev.MetricValues[m]
 			}
-			sl.agg(k).add(v, ev.TimeMs, ev.ID)
+			sl.add(sl.agg(k), v, ev.TimeMs, ev.ID, ref)
 		}
 		if sl.final && i == 0 && !s.restoring {
 			// A correction: the panes it changed, as they are now.
@@ -394,6 +335,7 @@ func (s *Set) finalize(src *source, due func(*slot) bool) {
 			continue
 		}
 		sl.final = true
+		s.remap = sl.seal(s.remap)
 		src.markDirty(key, sl) // the final row is written even if nothing changed since the early one
 		s.openWindows--
 		src.openSlots--

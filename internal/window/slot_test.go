@@ -1,0 +1,81 @@
+package window
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/iocstream/iocstream/internal/event"
+)
+
+// TestFirstLastMatchBruteForce: many events in one window, with equal
+// times (ties broken by id), out of order, and of two types with metrics
+// they do not all carry, so that aggregates' first and last events differ
+// and the slot's table of ids is compacted many times. Every aggregate
+// must equal one computed from the events directly.
+func TestFirstLastMatchBruteForce(t *testing.T) {
+	type agg struct {
+		count                      uint64
+		sum, min, max, first, last float64
+		firstMs, lastMs            int64
+		firstID, lastID            string
+	}
+	for seed := uint64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		set, err := New(cfg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]*agg{}
+		add := func(key string, v float64, tMs int64, id string) {
+			a := want[key]
+			if a == nil {
+				a = &agg{min: math.Inf(1), max: math.Inf(-1)}
+				want[key] = a
+			}
+			if a.count == 0 || tMs < a.firstMs || tMs == a.firstMs && id < a.firstID {
+				a.first, a.firstMs, a.firstID = v, tMs, id
+			}
+			if a.count == 0 || tMs > a.lastMs || tMs == a.lastMs && id > a.lastID {
+				a.last, a.lastMs, a.lastID = v, tMs, id
+			}
+			a.count++
+			a.sum += v
+			a.min, a.max = math.Min(a.min, v), math.Max(a.max, v)
+		}
+		for i := 0; i < 300; i++ {
+			typ := []string{"water_level", "rainfall"}[rng.IntN(2)]
+			tMs := int64(rng.IntN(6)) * 10_000 // six distinct times: many ties
+			id := fmt.Sprintf("%c%d", 'a'+rng.IntN(26), i)
+			e := &event.Event{ID: id, Kind: "environment", Type: typ, Source: "s", Area: "kim-long", TimeMs: base + tMs}
+			for _, m := range []string{"height", "flow", "temp"} {
+				if rng.IntN(3) > 0 {
+					v := float64(rng.IntN(1000))
+					e.MetricNames, e.MetricValues = append(e.MetricNames, m), append(e.MetricValues, v)
+					add(typ+"/"+m, v, base+tMs, id)
+				}
+			}
+			add(typ+"/"+EventsMetric, 1, base+tMs, id)
+			if d, _ := set.Add(e, base); d != Accepted && d != Corrected {
+				t.Fatalf("seed %d: event %d %v", seed, i, d)
+			}
+			if i == 150 {
+				// Final now (the idle timeout): later events are corrections.
+				set.Collect(nil, base+2*minute, false)
+			}
+		}
+		rows := set.Collect(nil, base+10*minute, true)
+		set.TakeUpdates(nil)
+		if len(rows) != len(want) {
+			t.Fatalf("seed %d: %d rows, want %d", seed, len(rows), len(want))
+		}
+		for _, r := range rows {
+			w := want[r.Type+"/"+r.Metric]
+			if w == nil || r.Count != w.count || r.Sum != w.sum || r.Min != w.min || r.Max != w.max ||
+				r.First != w.first || r.Last != w.last {
+				t.Fatalf("seed %d: %s/%s = %+v, want %+v", seed, r.Type, r.Metric, r, w)
+			}
+		}
+	}
+}
