@@ -11,13 +11,19 @@ type aggKey struct{ kind, typ, area, metric string }
 
 // keyTable interns aggregate keys: an aggregate holds a uint32 into it
 // instead of four strings, which makes it 56 bytes smaller (a city holds
-// millions) and its lookup an integer comparison. Keys are never
-// forgotten: kinds, types, areas and metrics come from the catalog, so
-// the table stays small.
+// millions) and its lookup an integer comparison. A key is not forgotten
+// when its last aggregate leaves the horizon; compactKeys rebuilds the
+// table instead, once it has doubled, so that a publisher inventing areas
+// or metric names cannot grow it forever.
 type keyTable struct {
 	keys []aggKey
 	idx  map[aggKey]uint32
+	live int // len(keys) after the last rebuild
 }
+
+// keysFloor is the table size below which it is never rebuilt: a city's
+// kinds, types, areas and metrics make a few thousand keys.
+const keysFloor = 4096
 
 func (t *keyTable) intern(k aggKey) uint32 {
 	if i, ok := t.idx[k]; ok {
@@ -56,4 +62,29 @@ func (s *Set) keysOf(src *source, ev *event.Event) []uint32 {
 	}
 	c.idx = append(c.idx, s.keys.intern(aggKey{ev.Kind, ev.Type, ev.Area, EventsMetric}))
 	return c.idx
+}
+
+// compactKeys rebuilds the key table from the keys the aggregates still
+// use, once it has doubled since the last rebuild.
+func (s *Set) compactKeys() {
+	if len(s.keys.keys) < max(keysFloor, 2*s.keys.live) {
+		return
+	}
+	old := s.keys.keys
+	s.keys = keyTable{}
+	for _, src := range s.sources {
+		src.keys.idx = nil // the cache holds old indices
+		for _, sl := range src.slots {
+			for i := range sl.aggs {
+				sl.aggs[i].key = s.keys.intern(old[sl.aggs[i].key])
+			}
+			if sl.index != nil {
+				clear(sl.index)
+				for i := range sl.aggs {
+					sl.index[sl.aggs[i].key] = i
+				}
+			}
+		}
+	}
+	s.keys.live = len(s.keys.keys)
 }

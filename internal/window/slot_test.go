@@ -79,3 +79,41 @@ func TestFirstLastMatchBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyTableStaysBounded: a source that names a new area in every event
+// (a misbehaving publisher) for six hours of event time. The key table is
+// rebuilt as the horizon forgets the windows, so it stays near what the
+// horizon holds, and every row still carries its own event's area.
+func TestKeyTableStaysBounded(t *testing.T) {
+	set, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	areas := map[int64]map[string]bool{} // window start → areas in it
+	for i := int64(0); i < 6*3600/2; i++ {
+		tMs := base + i*2000
+		area := fmt.Sprintf("a%d", i)
+		e := &event.Event{ID: fmt.Sprint(i), Kind: "environment", Type: "water_level", Source: "s", Area: area,
+			TimeMs: tMs, MetricNames: []string{"height"}, MetricValues: []float64{1}}
+		set.Add(e, base)
+		start := Start(tMs, minute)
+		if areas[start] == nil {
+			areas[start] = map[string]bool{}
+		}
+		areas[start][area] = true
+		if i%100 == 0 {
+			for _, r := range set.Collect(nil, base, false) {
+				if !areas[r.StartMs][r.Area] {
+					t.Fatalf("row of window %d carries area %s, which no event of it had", r.StartMs, r.Area)
+				}
+			}
+			set.TakeUpdates(nil)
+			if n := len(set.keys.keys); n > 2*keysFloor+2*3600 {
+				t.Fatalf("after %d events the key table holds %d keys", i, n)
+			}
+		}
+	}
+	if set.keys.live == 0 {
+		t.Fatal("the key table was never rebuilt: the test proves nothing")
+	}
+}

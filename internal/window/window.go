@@ -425,18 +425,18 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 		for src := range s.dirty {
 			dst = s.collectSource(dst, src, false)
 		}
-		clear(s.dirty)
-		return dst
-	}
-	for src := range s.open {
-		dst = s.collectSource(dst, src, true)
-	}
-	for src := range s.dirty {
-		if _, done := s.open[src]; !done {
+	} else {
+		for src := range s.open {
 			dst = s.collectSource(dst, src, true)
+		}
+		for src := range s.dirty {
+			if _, done := s.open[src]; !done {
+				dst = s.collectSource(dst, src, true)
+			}
 		}
 	}
 	clear(s.dirty)
+	s.compactKeys() // the rows above carry strings, not key indices
 	return dst
 }
 
