@@ -203,16 +203,6 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cs ConsumerSett
 	return &Consumer{js: js, cfg: cfg, cons: c, pre: max(cs.Prefetch, 1), log: log}, nil
 }
 
-// Messages starts a prefetching iterator. Prefetch is bounded: with the
-// batches the pipeline holds, it is all the memory waiting messages take.
-func (c *Consumer) Messages() (jetstream.MessagesContext, error) {
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.pre))
-	if err != nil {
-		return nil, fmt.Errorf("broker: consume %s: %w", EventsStream, err)
-	}
-	return it, nil
-}
-
 // AckFloor returns the stream sequence up to which every message has been
 // acknowledged.
 func (c *Consumer) AckFloor(ctx context.Context) (uint64, error) {

@@ -643,17 +643,18 @@ func consumerNames(t *testing.T, js jetstream.JetStream) []string {
 	return out
 }
 
-func nextSeqs(t *testing.T, it jetstream.MessagesContext, n int) []jetstream.Msg {
+func nextSeqs(t *testing.T, p *Pull, n int) []*nats.Msg {
 	t.Helper()
-	var out []jetstream.Msg
+	var out []*nats.Msg
 	for range n {
-		m, err := it.Next(jetstream.NextMaxWait(3 * time.Second))
-		if err != nil {
-			t.Fatalf("message %d of %d: %v", len(out)+1, n, err)
-		}
-		out = append(out, m)
+		out = append(out, next(t, p, 3*time.Second))
 	}
 	return out
+}
+
+func replySeq(m *nats.Msg) uint64 {
+	seq, _, _ := AckSeqs(m.Reply)
+	return seq
 }
 
 // TestTakeOverFromPreviousOwner runs the migration from the legacy
@@ -718,26 +719,24 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 	a = a2
 
 	// A reads all 10 (its pull stays open for more), acks the first 3.
-	itA, err := a.Messages()
+	itA, err := a.Pull()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer itA.Stop()
 	got := nextSeqs(t, itA, 10)
 	for i, m := range got {
-		if s := msgSeq(t, m); s != part[i] {
+		if s := replySeq(m); s != part[i] {
 			t.Fatalf("owner A message %d: seq %d, want %d", i, s, part[i])
 		}
-		if !strings.HasPrefix(m.Subject(), "ioc.part.8.5.") {
-			t.Fatalf("owner A got %s", m.Subject())
+		if !strings.HasPrefix(m.Subject, "ioc.part.8.5.") {
+			t.Fatalf("owner A got %s", m.Subject)
 		}
 	}
-	if err := got[2].DoubleAck(ctx); err != nil {
+	if err := itA.Ack(got[2]); err != nil {
 		t.Fatal(err)
 	}
-	if floor, err := a.AckFloor(ctx); err != nil || floor != part[2] {
-		t.Fatalf("owner A's ack floor %d (%v), want %d", floor, err, part[2])
-	}
+	waitFloor(t, a, part[2])
 	zombie := got[9]
 
 	// A stale consumer of an older epoch with a lower floor (2): the
@@ -769,7 +768,7 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 	}
 
 	// The zombie acks everything it read, late.
-	if err := zombie.Ack(); err != nil {
+	if err := itA.Ack(zombie); err != nil {
 		t.Logf("zombie ack: %v", err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -785,60 +784,61 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 		part = append(part, publish(t, js, "ioc.events.camera.kim-long.cam1"))
 	}
 	// The zombie's open pull gets none of them.
-	if m, err := itA.Next(jetstream.NextMaxWait(time.Second)); err == nil {
-		t.Fatalf("the zombie's pull received %s (seq %d) after the takeover", m.Subject(), msgSeq(t, m))
+	zctx, zcancel := context.WithTimeout(ctx, time.Second)
+	defer zcancel()
+	if m, err := itA.Next(zctx); err == nil {
+		t.Fatalf("the zombie's pull received %s (seq %d) after the takeover", m.Subject, replySeq(m))
 	} else {
 		t.Logf("zombie's pull after the takeover: %v", err)
 	}
 
 	// B gets everything after A's floor, in order, and nothing else.
-	itB, err := b.Messages()
+	itB, err := b.Pull()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := part[3:]
 	gotB := nextSeqs(t, itB, len(want))
 	for i, m := range gotB {
-		if s := msgSeq(t, m); s != want[i] {
+		if s := replySeq(m); s != want[i] {
 			t.Errorf("owner B message %d: seq %d, want %d", i, s, want[i])
 		}
-		md, _ := m.Metadata()
-		if md.Sequence.Consumer != uint64(i+1) {
-			t.Errorf("owner B message %d: delivery seq %d, want %d", i, md.Sequence.Consumer, i+1)
+		if _, cseq, _ := AckSeqs(m.Reply); cseq != uint64(i+1) {
+			t.Errorf("owner B message %d: delivery seq %d, want %d", i, cseq, i+1)
 		}
-		if PublishedSubject(m.Subject()) != "ioc.events.camera."+strings.Split(m.Subject(), ".")[5]+".cam1" ||
-			!strings.HasPrefix(m.Subject(), "ioc.part.8.5.") {
-			t.Errorf("owner B got %s", m.Subject())
+		if PublishedSubject(m.Subject) != "ioc.events.camera."+strings.Split(m.Subject, ".")[5]+".cam1" ||
+			!strings.HasPrefix(m.Subject, "ioc.part.8.5.") {
+			t.Errorf("owner B got %s", m.Subject)
 		}
 	}
-	if m, err := itB.Next(jetstream.NextMaxWait(300 * time.Millisecond)); err == nil {
-		t.Errorf("owner B got an extra message %s", m.Subject())
+	bctx, bcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer bcancel()
+	if m, err := itB.Next(bctx); err == nil {
+		t.Errorf("owner B got an extra message %s", m.Subject)
 	}
 
 	// B's own acks move its floor (not ignored as with a reused name).
-	if err := gotB[4].DoubleAck(ctx); err != nil {
+	if err := itB.Ack(gotB[4]); err != nil {
 		t.Fatal(err)
 	}
-	if floor, err := b.AckFloor(ctx); err != nil || floor != want[4] {
-		t.Fatalf("owner B's ack floor %d (%v), want %d", floor, err, want[4])
-	}
+	waitFloor(t, b, want[4])
 
-	// Reset (gap handling) redelivers after the floor, in order. Stop
-	// only tells the iterator to unsubscribe, later: wait until the server
-	// has dropped its pull request, or that request may take the
-	// redeliveries (a race of ingest.Pipeline.restart, see the report).
+	// Reset (gap handling) redelivers after the floor, in order. After
+	// Stop the server keeps the pull request until it notices nobody
+	// listens: wait until it has dropped it, or that request may take the
+	// redeliveries (the pipeline's restart detects that case).
 	itB.Stop()
 	waitNoPulls(t, b.cons)
 	if err := b.Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itB, err = b.Messages()
+	itB, err = b.Pull()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer itB.Stop()
 	for i, m := range nextSeqs(t, itB, len(want)-5) {
-		if s := msgSeq(t, m); s != want[5+i] {
+		if s := replySeq(m); s != want[5+i] {
 			t.Errorf("after Reset, message %d: seq %d, want %d", i, s, want[5+i])
 		}
 	}

@@ -246,7 +246,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, log zerolog.L
 
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Str("http", api.Addr()).Strs("clickhouse", cfg.ClickHouseAddr).
 		Str("database", cfg.ClickHouseDatabase).Msg("iocd ready: consuming IOC_EVENTS")
-	if err := pipe.Run(ctx, cons); err != nil {
+	if err := pipe.Run(ctx, ingest.JetStream(cons)); err != nil {
 		return err
 	}
 	log.Info().Msg("drained; bye")

@@ -203,7 +203,7 @@ func (s *scaleOut) work(ctx context.Context, key string, epoch uint64, fence lea
 	s.m.Takeovers.WithLabelValues("ok").Inc()
 	log.Info().Uint64("epoch", epoch).Uint64("ack_floor", floor).Dur("took", time.Since(start)).
 		Msg("partition taken over; consuming")
-	err = pipe.Run(ctx, cons)
+	err = pipe.Run(ctx, ingest.JetStream(cons))
 	if errors.Is(err, lease.ErrLost) {
 		log.Error().Err(err).Msg("partition stopped: lease lost; its state is dropped and rebuilt by the next owner")
 	}

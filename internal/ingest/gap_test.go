@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/iocstream/iocstream/internal/alert"
+	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
@@ -38,7 +38,7 @@ func (c *fakeConsumer) Reset(context.Context) error {
 	return nil
 }
 
-func (c *fakeConsumer) Messages() (jetstream.MessagesContext, error) {
+func (c *fakeConsumer) Open() (Source, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return &fakeIter{c: c, next: c.floor + 1}, nil
@@ -58,12 +58,12 @@ type fakeIter struct {
 	stopped bool
 }
 
-func (it *fakeIter) Next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+func (it *fakeIter) Next(ctx context.Context) (*nats.Msg, error) {
 	c := it.c
 	c.mu.Lock()
 	if it.stopped {
 		c.mu.Unlock()
-		return nil, jetstream.ErrMsgIteratorClosed
+		return nil, broker.ErrDeliveryEnded
 	}
 	for it.next <= uint64(len(c.payloads)) {
 		seq := it.next
@@ -73,38 +73,28 @@ func (it *fakeIter) Next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
 			c.lost[seq] = true // delivered into the void: the consumer sequence moves on
 			continue
 		}
-		m := &fakeMsg{c: c, seq: seq, data: c.payloads[seq-1],
-			reply: fmt.Sprintf("$JS.ACK.IOC_EVENTS.iocd.1.%d.%d.0.%d", seq, c.cseq, uint64(len(c.payloads))-seq)}
+		m := &nats.Msg{Subject: "ioc.events.environment.kim-long.wl-kim-long", Data: c.payloads[seq-1],
+			Reply: fmt.Sprintf("$JS.ACK.IOC_EVENTS.iocd.1.%d.%d.0.%d", seq, c.cseq, uint64(len(c.payloads))-seq)}
 		c.mu.Unlock()
 		return m, nil
 	}
 	c.mu.Unlock()
-	time.Sleep(5 * time.Millisecond)
-	return nil, nats.ErrTimeout
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(5 * time.Millisecond):
+		return nil, context.DeadlineExceeded
+	}
 }
 
-func (it *fakeIter) Stop()  { it.stopped = true }
-func (it *fakeIter) Drain() { it.stopped = true }
-
-type fakeMsg struct {
-	c     *fakeConsumer
-	seq   uint64
-	data  []byte
-	reply string
+// Ack acks by the stream sequence in the reply subject, as the server does.
+func (it *fakeIter) Ack(m *nats.Msg) error {
+	seq, _, _ := broker.AckSeqs(m.Reply)
+	it.c.ack(seq)
+	return nil
 }
 
-func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) { return nil, nil }
-func (m *fakeMsg) Data() []byte                              { return m.data }
-func (m *fakeMsg) Headers() nats.Header                      { return nil }
-func (m *fakeMsg) Subject() string                           { return "ioc.events.environment.kim-long.wl-kim-long" }
-func (m *fakeMsg) Reply() string                             { return m.reply }
-func (m *fakeMsg) Ack() error                                { m.c.ack(m.seq); return nil }
-func (m *fakeMsg) DoubleAck(context.Context) error           { m.c.ack(m.seq); return nil }
-func (m *fakeMsg) Nak() error                                { return nil }
-func (m *fakeMsg) NakWithDelay(time.Duration) error          { return nil }
-func (m *fakeMsg) InProgress() error                         { return nil }
-func (m *fakeMsg) Term() error                               { return nil }
-func (m *fakeMsg) TermWithReason(string) error               { return nil }
+func (it *fakeIter) Stop() { it.stopped = true }
 
 type fakeSink struct {
 	mu     sync.Mutex

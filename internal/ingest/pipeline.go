@@ -79,17 +79,33 @@ type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
-// Source yields messages; jetstream.MessagesContext implements it.
+// Source yields deliveries in order and acknowledges them cumulatively;
+// *broker.Pull implements it. Ack must work after Stop: the drain acks
+// what it wrote after it stopped pulling.
 type Source interface {
-	Next(opts ...jetstream.NextOpt) (jetstream.Msg, error)
+	Next(ctx context.Context) (*nats.Msg, error)
+	Ack(last *nats.Msg) error
 	Stop()
 }
 
-// Consumer hands out message iterators and can restart delivery right
-// after the last acknowledged message; *broker.Consumer implements it.
+// Consumer opens a Source and can restart delivery right after the last
+// acknowledged message; JetStream adapts *broker.Consumer.
 type Consumer interface {
-	Messages() (jetstream.MessagesContext, error)
+	Open() (Source, error)
 	Reset(ctx context.Context) error
+}
+
+// JetStream is the Consumer of a durable JetStream consumer.
+func JetStream(c *broker.Consumer) Consumer { return jsConsumer{c} }
+
+type jsConsumer struct{ *broker.Consumer }
+
+func (c jsConsumer) Open() (Source, error) {
+	p, err := c.Pull()
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Config tunes batching.
@@ -218,11 +234,11 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	defer due.stop()
 	var fatal error
 	for ctx.Err() == nil {
-		msg, err := src.Next(jetstream.NextContext(due.ctx))
+		msg, err := src.Next(due.ctx)
 		now := p.now()
 		switch {
 		case err == nil:
-			if !p.handle(msg, now) {
+			if !p.handle(src, msg, now) {
 				// A delivery was lost (a reconnect, a redelivery we did not
 				// see): write and ack what came before it, then start over
 				// from the ack floor so nothing past the gap is acked unseen.
@@ -233,8 +249,8 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 					return err
 				}
 			}
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		case errors.Is(err, broker.ErrDeliveryEnded):
 			// The connection or the consumer is gone for good: drain what
 			// is held and stop with an error, so a supervisor restarts us
 			// and start-up recreates the consumer.
@@ -316,9 +332,9 @@ func (p *Pipeline) restart(ctx context.Context, cons Consumer, old Source) (Sour
 	for {
 		err := cons.Reset(ctx)
 		if err == nil {
-			var it jetstream.MessagesContext
-			if it, err = cons.Messages(); err == nil {
-				return it, nil
+			var src Source
+			if src, err = cons.Open(); err == nil {
+				return src, nil
 			}
 		}
 		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("cannot (re)start delivery from IOC_EVENTS")
@@ -350,8 +366,8 @@ func cancelled() context.Context {
 // handle decodes one message and routes it: rejected → dead letter,
 // duplicate → counted only, otherwise → raw row and windows. It returns
 // false, leaving the message alone, when a delivery before it was lost.
-func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
-	seq, cseq, pending := broker.AckSeqs(msg.Reply())
+func (p *Pipeline) handle(src Source, msg *nats.Msg, now time.Time) bool {
+	seq, cseq, pending := broker.AckSeqs(msg.Reply)
 	// After a reset the server delivers from consumer sequence 1. A first
 	// delivery with a higher one means an older pull request, still open
 	// on the server after Stop, took the first redeliveries: acking past
@@ -362,9 +378,9 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 	p.lastCseq = cseq
 	b := p.cur
 	b.msgs++
-	b.last = msg
+	b.last, b.src = msg, src
 	b.pending = pending
-	if p.cfg.Skip != nil && p.cfg.Skip(msg.Subject()) {
+	if p.cfg.Skip != nil && p.cfg.Skip(msg.Subject) {
 		return true
 	}
 	nowMs := now.UnixMilli()
@@ -373,8 +389,8 @@ func (p *Pipeline) handle(msg jetstream.Msg, now time.Time) bool {
 		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
 		p.counts.received[rej.Kind]++
 		b.rejected = append(b.rejected, store.Rejected{
-			ReceivedSec: now.Unix(), Subject: broker.PublishedSubject(msg.Subject()), StreamSeq: seq,
-			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data(),
+			ReceivedSec: now.Unix(), Subject: broker.PublishedSubject(msg.Subject), StreamSeq: seq,
+			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data,
 		})
 		b.deadKinds = append(b.deadKinds, rej.Kind)
 		return true
@@ -439,14 +455,14 @@ func (p *Pipeline) publishAlert(a *alert.Alert) (jetstream.PubAckFuture, error) 
 // decode runs the decoder and turns a panic (a bug, never expected) into a
 // rejection, so that no payload can crash the worker and come back for
 // ever after each restart.
-func (p *Pipeline) decode(msg jetstream.Msg, nowMs int64, ev *event.Event) (rej *event.Rejection) {
+func (p *Pipeline) decode(msg *nats.Msg, nowMs int64, ev *event.Event) (rej *event.Rejection) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.log.Error().Interface("panic", r).Str("subject", msg.Subject()).Msg("decoder panicked; dead-lettering the message")
+			p.log.Error().Interface("panic", r).Str("subject", msg.Subject).Msg("decoder panicked; dead-lettering the message")
 			rej = &event.Rejection{Reason: event.MalformedJSON, Kind: "unknown", Detail: fmt.Sprintf("internal decoder error: %v", r)}
 		}
 	}()
-	return p.dec.Decode(broker.PublishedSubject(msg.Subject()), msg.Data(), nowMs, ev)
+	return p.dec.Decode(broker.PublishedSubject(msg.Subject), msg.Data, nowMs, ev)
 }
 
 // seal closes the current batch with the window rows due now and hands it

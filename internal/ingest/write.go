@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,7 +33,7 @@ func (p *Pipeline) flushLoop(ctx context.Context) error {
 			} else if b.last != nil {
 				if err := p.fence(); err != nil {
 					failed = fmt.Errorf("batch written but not acked: %w", err)
-				} else if err := b.last.Ack(); err != nil {
+				} else if err := b.src.Ack(b.last); err != nil {
 					// Not fatal: the messages come again and dedup absorbs them.
 					p.log.Warn().Err(err).Msg("ack failed; the batch will be redelivered")
 				}
@@ -236,7 +237,8 @@ func (p *Pipeline) publishDead(ctx context.Context, b *batch) error {
 // batch is what one cumulative ack covers.
 type batch struct {
 	msgs      int
-	last      jetstream.Msg
+	last      *nats.Msg // the delivery whose ack covers the batch
+	src       Source    // that acks it
 	pending   uint64
 	events    store.EventRows
 	tooLate   store.EventRows // dropped as too late: stored raw unless the id is stored already
