@@ -142,7 +142,7 @@ func runBacklog(b *testing.B, n int, x backlogExtras) measurement {
 	defer r.close()
 	r.createStreams()
 	accepted, pubRate := r.preload(n, sim.Config{BadRatio: x.badRatio, ExtraCameras: x.extraCameras})
-	raw := r.rawDrain(n)
+	raw, rawNats := r.rawDrain(n)
 	var env []string
 	if x.alertmanager {
 		env = append(env, "IOC_ALERTMANAGER_URL="+r.startAlertmanager(), "IOC_ALERTMANAGER_RESEND=1s")
@@ -165,7 +165,7 @@ func runBacklog(b *testing.B, n int, x backlogExtras) measurement {
 	waitProfile()
 
 	m := measurement{events: n, accepted: accepted, elapsed: pr.done.Sub(start), drain: pr.done.Sub(pr.firstDelivery),
-		peakRSS: peakRSS(iocd.pid()), publishRate: pubRate, rawRate: raw}
+		peakRSS: peakRSS(iocd.pid()), publishRate: pubRate, rawRate: raw, rawNats: rawNats}
 	m.setCPU(before, after)
 	m.windowRows = r.count("SELECT count() FROM window_agg")
 	r.verify(accepted, n-accepted)
@@ -383,7 +383,8 @@ type measurement struct {
 	// rawRate is the reference of the same run: a plain consumer draining
 	// the same stream with one AckAll per batch (backlog variants only).
 	rawRate    float64
-	windowRows uint64 // rows in window_agg at the end
+	rawNats    time.Duration // nats-server's CPU per message in that drain
+	windowRows uint64        // rows in window_agg at the end
 }
 
 func (m measurement) rate() float64 { return float64(m.events) / m.elapsed.Seconds() }
@@ -397,8 +398,8 @@ func (m measurement) log(b *testing.B) {
 		}
 	}
 	if m.rawRate > 0 {
-		b.Logf("raw JetStream drain of the same stream (AckAll per batch of %d): %.0f msgs/s; iocd did %.2f of it",
-			rawBatch, m.rawRate, m.rate()/m.rawRate)
+		b.Logf("raw JetStream drain of the same stream (AckAll per batch of %d): %.0f msgs/s, nats-server %.2f µs/msg; iocd did %.2f of it",
+			rawBatch, m.rawRate, float64(m.rawNats.Nanoseconds())/1000, m.rate()/m.rawRate)
 	}
 	b.Logf("%d events (%d valid) in %.2fs: %.0f events/s (%.0f/s from the first delivery, %.2fs start-up); "+
 		"publish %.0f msgs/s; iocd peak RSS %.0f MB; CPU µs/event:%s, others %.2f; machine busy %.2f of %d cores, "+
@@ -423,8 +424,10 @@ func (ms measurements) report(b *testing.B) {
 	var other time.Duration
 	var peak int64
 	var pub, raw float64
+	var rawNats time.Duration
 	for _, m := range ms {
 		raw += m.rawRate / float64(len(ms))
+		rawNats += m.rawNats / time.Duration(len(ms))
 		events += m.events
 		elapsed += m.elapsed
 		drain += m.drain
@@ -443,6 +446,7 @@ func (ms measurements) report(b *testing.B) {
 		rate := float64(events) / elapsed.Seconds()
 		b.ReportMetric(raw, "raw-drain-msgs/s")
 		b.ReportMetric(rate/raw, "vs-raw")
+		b.ReportMetric(float64(rawNats.Nanoseconds())/1000, "raw-nats-µs/msg")
 	}
 	for i, d := range cpu {
 		if d > 0 {

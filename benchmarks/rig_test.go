@@ -529,8 +529,10 @@ const rawBatch = 1000
 // durable pull consumer fetching the preloaded stream in batches of
 // rawBatch and acknowledging each batch with one AckAll, nothing decoded
 // or written. It runs before iocd, in the same rig, so the ratio holds
-// when the machine drifts; its consumer is deleted after.
-func (r *rig) rawDrain(n int) float64 {
+// when the machine drifts; its consumer is deleted after. It returns the
+// rate and nats-server's CPU time per message meanwhile: the server's own
+// floor for delivering the stream.
+func (r *rig) rawDrain(n int) (rate float64, natsPerMsg time.Duration) {
 	r.b.Helper()
 	ctx := context.Background()
 	const name = "raw-reference"
@@ -544,7 +546,7 @@ func (r *rig) rawDrain(n int) float64 {
 			r.b.Errorf("delete the raw reference consumer: %v", err)
 		}
 	}()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(r.nats.pid())
 	got := 0
 	for got < n {
 		batch, err := cons.Fetch(rawBatch, jetstream.FetchMaxWait(10*time.Second))
@@ -566,5 +568,5 @@ func (r *rig) rawDrain(n int) float64 {
 			r.b.Fatal(err)
 		}
 	}
-	return float64(got) / time.Since(start).Seconds()
+	return float64(got) / time.Since(start).Seconds(), (cpuTime(r.nats.pid()) - cpu0) / time.Duration(got)
 }
