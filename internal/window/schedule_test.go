@@ -60,6 +60,7 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 			}
 			for i, s := range steps {
 				set.Add(s.ev, s.nowMs)
+				checkOpen(t, set)
 				if do, early := collect(i); do {
 					keep(set.Collect(nil, s.nowMs, early))
 				}
@@ -92,5 +93,30 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 				t.Fatalf("seed %d, %s: %d windows written, want %d", seed, name, len(got), len(want))
 			}
 		}
+	}
+}
+
+// checkOpen fails unless every source's open list holds exactly its slots
+// that are not final, and the Set's count of open windows is their sum.
+func checkOpen(t *testing.T, set *Set) {
+	t.Helper()
+	total := 0
+	for name, src := range set.sources {
+		inList := map[*slot]bool{}
+		for _, o := range src.open {
+			if o.sl.final || src.slots[o.key] != o.sl || inList[o.sl] {
+				t.Fatalf("source %s: open list holds %+v (final %v), stale or twice", name, o.key, o.sl.final)
+			}
+			inList[o.sl] = true
+		}
+		for key, sl := range src.slots {
+			if !sl.final && !inList[sl] {
+				t.Fatalf("source %s: open slot %+v is missing from the open list", name, key)
+			}
+		}
+		total += len(src.open)
+	}
+	if total != set.openWindows {
+		t.Fatalf("%d slots in open lists, openWindows %d", total, set.openWindows)
 	}
 }

@@ -148,12 +148,12 @@ type source struct {
 	keys       eventKeys // of the last event
 	lastSlot   []*slot   // the newest slot of each size, for aggHint
 
-	// What collectSource needs without a scan of every slot (a city has
-	// thousands of sources, each an hour of slots): the slots marked dirty
-	// since they were last written, how many slots are open, and the
+	// What collectSource and finalize need without a scan of every slot
+	// (a city has thousands of sources, each an hour of slots): the slots
+	// marked dirty since they were last written, the open slots, and the
 	// horizon at which the oldest slot and dedup bucket leave it.
-	dirtySlots   []dirtySlot
-	openSlots    int
+	dirtySlots   []keyedSlot
+	open         []keyedSlot
 	pruneSlotsAt int64 // min endMs of the slots; MaxInt64 when none
 	pruneIDsAt   int64 // min bucket end of ids; MaxInt64 when none
 }
@@ -167,9 +167,9 @@ func (src *source) aggHint(i int) int {
 	return 0
 }
 
-// dirtySlot is a slot marked dirty, with its key: collectSource reaches
-// it without a map lookup (a city collects thousands every 100 ms).
-type dirtySlot struct {
+// keyedSlot is a slot with its key, reached without a map lookup (a city
+// collects thousands every 100 ms).
+type keyedSlot struct {
 	key slotKey
 	sl  *slot
 }
@@ -178,7 +178,7 @@ type dirtySlot struct {
 func (src *source) markDirty(key slotKey, sl *slot) {
 	if !sl.dirty {
 		sl.dirty = true
-		src.dirtySlots = append(src.dirtySlots, dirtySlot{key, sl})
+		src.dirtySlots = append(src.dirtySlots, keyedSlot{key, sl})
 	}
 }
 
@@ -284,7 +284,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 				sl.final = true // behind the watermark already: final at once
 			} else {
 				s.openWindows++
-				src.openSlots++
+				src.open = append(src.open, keyedSlot{key, sl})
 				s.open[src] = struct{}{}
 				src.nextEndMs = min(src.nextEndMs, sl.endMs)
 			}
@@ -326,23 +326,24 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 func (s *Set) finalize(src *source, due func(*slot) bool) {
 	next := int64(math.MaxInt64)
 	closing := s.closing[:0]
-	for key, sl := range src.slots {
-		if sl.final {
-			continue
-		}
+	open := src.open[:0]
+	for _, o := range src.open {
+		key, sl := o.key, o.sl
 		if !due(sl) {
 			next = min(next, sl.endMs)
+			open = append(open, o)
 			continue
 		}
 		sl.final = true
 		s.remap = sl.seal(s.remap)
 		src.markDirty(key, sl) // the final row is written even if nothing changed since the early one
 		s.openWindows--
-		src.openSlots--
 		if key.sizeIdx == 0 && !s.restoring {
 			closing = append(closing, sl)
 		}
 	}
+	clear(src.open[len(open):])
+	src.open = open
 	src.nextEndMs = next
 	slices.SortFunc(closing, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
 	for _, sl := range closing {
@@ -479,7 +480,7 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 			src.pruneIDsAt = end
 		}
 	}
-	if src.openSlots > 0 {
+	if len(src.open) > 0 {
 		s.open[src] = struct{}{}
 	} else {
 		delete(s.open, src)
@@ -523,7 +524,6 @@ func (s *Set) FinishRestore() {
 			case sl.endMs <= horizon:
 				if !sl.final {
 					s.openWindows--
-					src.openSlots--
 				}
 				sl.dirty = false // never written (see collectSource)
 				delete(src.slots, key)
@@ -536,6 +536,7 @@ func (s *Set) FinishRestore() {
 			}
 		}
 		src.nextEndMs = next
+		src.open = slices.DeleteFunc(src.open, func(o keyedSlot) bool { return o.sl.endMs <= horizon })
 		slices.SortFunc(held, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
 		for _, sl := range held {
 			for i := range sl.aggs {

@@ -175,6 +175,7 @@ func TestRestoreMatchesLive(t *testing.T) {
 		restored.Restore(e, before, base)
 	}
 	restored.FinishRestore()
+	checkOpen(t, restored)
 	now := base + 200*minute // everything idle: all final
 	norm := func(rows []Row) []Row {
 		out := rows[:0]
