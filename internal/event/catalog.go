@@ -42,12 +42,13 @@ type typeRule struct {
 	allOf []string
 	anyOf []string
 	name  string
+	kind  string
 }
 
 // kindSpec is a kind's canonical name and its types.
 type kindSpec struct {
 	name  string
-	types map[string]typeRule
+	types map[string]*typeRule
 }
 
 // kinds is the catalog with canonical strings filled in, built once: a
@@ -56,20 +57,20 @@ type kindSpec struct {
 var kinds = func() map[string]kindSpec {
 	out := make(map[string]kindSpec, len(types))
 	for k, ts := range types {
-		spec := kindSpec{name: k, types: make(map[string]typeRule, len(ts))}
+		spec := kindSpec{name: k, types: make(map[string]*typeRule, len(ts))}
 		for t, rule := range ts {
-			rule.name = t
-			spec.types[t] = rule
+			rule.name, rule.kind = t, k
+			spec.types[t] = &rule
 		}
 		out[k] = spec
 	}
 	return out
 }()
 
-var knownMetrics = func() map[string]knownMetric {
-	out := make(map[string]knownMetric, len(metricRanges))
+var knownMetrics = func() map[string]*knownMetric {
+	out := make(map[string]*knownMetric, len(metricRanges))
 	for name, r := range metricRanges {
-		out[name] = knownMetric{r, name}
+		out[name] = &knownMetric{r, name}
 	}
 	return out
 }()

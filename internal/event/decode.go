@@ -28,6 +28,19 @@ type Decoder struct {
 	maxFutureMs int64
 	intern      map[string]string
 	strBuf      []byte // unescaped string values
+	// Small direct-mapped caches in front of the intern table and the
+	// metric catalog: the same few names and values repeat event after
+	// event, and a compare is cheaper than a map's hash.
+	recentStr    [recentSize]string
+	recentMetric [recentSize]*knownMetric
+	recentType   [recentSize]*typeRule
+}
+
+const recentSize = 64 // a power of two
+
+// recentSlot picks a cache slot from the length and two bytes of b.
+func recentSlot(b []byte) int {
+	return int(uint(len(b))*31+uint(b[0])*7+uint(b[len(b)-1])) & (recentSize - 1)
 }
 
 // NewDecoder returns a Decoder that rejects events more than maxFutureMs
@@ -82,8 +95,8 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	if rej != nil {
 		return rej
 	}
-	rule, ok := spec.types[string(typ)]
-	if !ok {
+	rule := d.typeRule(spec, typ)
+	if rule == nil {
 		return reject(UnknownType, ev.Kind, "type %q is not a known %s type", truncate(typ), ev.Kind)
 	}
 	ev.Type = rule.name
@@ -123,7 +136,7 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 
 	ev.HasLocation, ev.Lat, ev.Lon = false, 0, 0
 	if doc.present[slotLocation] {
-		if rej := decodeLocation(env[slotLocation], doc.location, ev); rej != nil {
+		if rej := d.decodeLocation(env[slotLocation], doc.location, ev); rej != nil {
 			return rej
 		}
 	}
@@ -146,7 +159,7 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 	return nil
 }
 
-func decodeLocation(v value, members []member, ev *Event) *Rejection {
+func (d *Decoder) decodeLocation(v value, members []member, ev *Event) *Rejection {
 	if v.kind != kindObject {
 		return reject(InvalidField, ev.Kind, "location must be an object with lat and lon")
 	}
@@ -162,8 +175,8 @@ func decodeLocation(v value, members []member, ev *Event) *Rejection {
 	if lat.kind != kindNumber || lon.kind != kindNumber {
 		return reject(InvalidField, ev.Kind, "location needs numeric lat and lon")
 	}
-	la, _ := parseNumber(lat.raw)
-	lo, _ := parseNumber(lon.raw)
+	la, _ := parseNumber(d.raw(lat))
+	lo, _ := parseNumber(d.raw(lon))
 	if !(la >= -90 && la <= 90) || !(lo >= -180 && lo <= 180) {
 		return reject(InvalidField, ev.Kind, "location %g,%g is outside lat [-90, 90], lon [-180, 180]", la, lo)
 	}
@@ -171,7 +184,7 @@ func decodeLocation(v value, members []member, ev *Event) *Rejection {
 	return nil
 }
 
-func (d *Decoder) decodeMetrics(doc *document, rule typeRule, ev *Event) *Rejection {
+func (d *Decoder) decodeMetrics(doc *document, rule *typeRule, ev *Event) *Rejection {
 	ev.MetricNames, ev.MetricValues = ev.MetricNames[:0], ev.MetricValues[:0]
 	rej := visitEntries(doc.present[slotMetrics], doc.fields[slotMetrics], doc.metrics, doc.nMetrics,
 		"metrics", "name to number", maxMetrics, ev.Kind, func(key []byte, val value) *Rejection {
@@ -210,12 +223,12 @@ func (d *Decoder) addMetric(key []byte, val value, ev *Event) *Rejection {
 	if val.kind != kindNumber {
 		return reject(InvalidField, ev.Kind, "metric %q must be a number, not %s", key, val.kind)
 	}
-	f, err := parseNumber(val.raw)
+	f, err := parseNumber(d.raw(val))
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return reject(InvalidField, ev.Kind, "metric %q is not a finite number", key)
 	}
 	name := ""
-	if r, known := knownMetrics[string(key)]; known {
+	if r := d.knownMetric(key); r != nil {
 		name = r.name
 		if f < r.min || f > r.max {
 			return reject(MetricOutOfRange, ev.Kind, "metric %q = %g is outside its range [%g, %g]", key, f, r.min, r.max)
@@ -317,14 +330,54 @@ func attr(ev *Event, key string) (string, bool) {
 // areas, sources and names repeat on every event, ids never do. The table
 // stops growing at internMaxSize so hostile input cannot grow it forever.
 func (d *Decoder) str(b []byte) string {
-	if s, ok := d.intern[string(b)]; ok {
+	if len(b) == 0 {
+		return ""
+	}
+	h := recentSlot(b)
+	if s := d.recentStr[h]; s == string(b) {
 		return s
 	}
-	s := string(b)
-	if len(d.intern) < internMaxSize {
-		d.intern[s] = s
+	s, ok := d.intern[string(b)]
+	if !ok {
+		s = string(b)
+		if len(d.intern) < internMaxSize {
+			d.intern[s] = s
+		}
 	}
+	d.recentStr[h] = s
 	return s
+}
+
+// typeRule returns the rule of a type of spec's kind, nil for an unknown
+// type.
+func (d *Decoder) typeRule(spec kindSpec, typ []byte) *typeRule {
+	if len(typ) == 0 {
+		return nil
+	}
+	h := recentSlot(typ)
+	if r := d.recentType[h]; r != nil && r.kind == spec.name && r.name == string(typ) {
+		return r
+	}
+	r := spec.types[string(typ)]
+	if r != nil {
+		d.recentType[h] = r
+	}
+	return r
+}
+
+// knownMetric returns the catalog's entry for a metric name, nil for a
+// name the catalog does not know. name is not empty.
+func (d *Decoder) knownMetric(name []byte) *knownMetric {
+	h := recentSlot(name)
+	if r := d.recentMetric[h]; r != nil && r.name == string(name) {
+		return r
+	}
+	r, ok := knownMetrics[string(name)]
+	if !ok {
+		return nil
+	}
+	d.recentMetric[h] = r
+	return r
 }
 
 func (d *Decoder) stringField(v value, name, kind string) ([]byte, *Rejection) {
@@ -338,12 +391,15 @@ func (d *Decoder) stringField(v value, name, kind string) ([]byte, *Rejection) {
 // result is valid until the next Decode.
 func (d *Decoder) text(v value) []byte {
 	if !v.esc {
-		return v.raw
+		return d.raw(v)
 	}
 	start := len(d.strBuf)
-	d.strBuf = unescape(d.strBuf, v.raw)
+	d.strBuf = unescape(d.strBuf, d.raw(v))
 	return d.strBuf[start:len(d.strBuf):len(d.strBuf)]
 }
+
+// raw is where v is in the payload last scanned.
+func (d *Decoder) raw(v value) []byte { return d.scan.b[v.start:v.end] }
 
 // parseNumber converts a number the scanner has already checked; the only
 // possible error is a value beyond float64 (±Inf).
@@ -379,14 +435,35 @@ func validID(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
+		if charClass[c]&idChar == 0 {
 			return false
 		}
 	}
 	return true
 }
+
+// Character classes of ids, slugs and names, one table lookup per byte.
+const (
+	idChar   = 1 << iota // [A-Za-z0-9._:-]
+	slugChar             // [a-z0-9-]
+	nameChar             // [A-Za-z0-9_]
+)
+
+var charClass = func() (t [256]byte) {
+	for c := 0; c < 256; c++ {
+		lower, upper, digit := c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9'
+		if lower || upper || digit || c == '.' || c == '_' || c == ':' || c == '-' {
+			t[c] |= idChar
+		}
+		if lower || digit || c == '-' {
+			t[c] |= slugChar
+		}
+		if lower || upper || digit || c == '_' {
+			t[c] |= nameChar
+		}
+	}
+	return t
+}()
 
 // validSlug accepts 1..max characters of [a-z0-9-] plus the extra byte, if any.
 func validSlug(b []byte, max int, extra byte) bool {
@@ -394,7 +471,7 @@ func validSlug(b []byte, max int, extra byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || extra != 0 && c == extra) {
+		if charClass[c]&slugChar == 0 && (extra == 0 || c != extra) {
 			return false
 		}
 	}
@@ -409,7 +486,7 @@ func validName(b []byte) bool {
 		return false
 	}
 	for _, c := range b[1:] {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+		if charClass[c]&nameChar == 0 {
 			return false
 		}
 	}

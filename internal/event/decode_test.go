@@ -1,6 +1,8 @@
 package event
 
 import (
+	"math/rand"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,38 @@ func TestParseRFC3339Ms(t *testing.T) {
 		"2026-11-22T17:00:05.Z", "2026-11-22T17:00:05+0700", "2023-02-29T00:00:00Z", "2026-11-22T17:00:60Z"} {
 		if _, ok := parseRFC3339Ms([]byte(s)); ok {
 			t.Errorf("%s: accepted", s)
+		}
+	}
+}
+
+// TestCharacterRules holds the table-driven checks of ids, slugs and names
+// to the contract's patterns, on random strings near their limits.
+func TestCharacterRules(t *testing.T) {
+	checks := []struct {
+		name string
+		re   *regexp.Regexp
+		fn   func([]byte) bool
+	}{
+		{"id", regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`), validID},
+		{"area", regexp.MustCompile(`^[a-z0-9-]{1,48}$`), func(b []byte) bool { return validSlug(b, maxAreaLen, 0) }},
+		{"source", regexp.MustCompile(`^[a-z0-9_-]{1,64}$`), func(b []byte) bool { return validSlug(b, maxSourceLen, '_') }},
+		{"name", regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`), validName},
+	}
+	rng := rand.New(rand.NewSource(3))
+	alphabet := []byte("aZz09._:-_ /\x00\x7f\xc3\xa9A@[`{")
+	for n := 0; n < 50_000; n++ {
+		b := make([]byte, rng.Intn(70))
+		for i := range b {
+			if rng.Intn(8) == 0 {
+				b[i] = byte(rng.Intn(256))
+			} else {
+				b[i] = alphabet[rng.Intn(len(alphabet))]
+			}
+		}
+		for _, c := range checks {
+			if got, want := c.fn(b), c.re.Match(b); got != want {
+				t.Fatalf("%s %q: %v, the pattern says %v", c.name, b, got, want)
+			}
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package event
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -33,12 +35,15 @@ func (k valueKind) String() string {
 	return [...]string{"nothing", "string", "number", "object", "array", "true", "false", "null"}[k]
 }
 
-// value is a recorded JSON value: for strings the bytes between the quotes
-// (escaped when esc is set), for numbers their text.
+// value is a recorded JSON value: where it is in the scanned document
+// (b[start:end]), for strings the bytes between the quotes (escaped when
+// esc is set), for numbers their text. Offsets rather than a slice: the
+// scanner copies a value for every member, and a value without pointers
+// is a third of the size.
 type value struct {
-	kind valueKind
-	raw  []byte
-	esc  bool
+	start, end uint32
+	kind       valueKind
+	esc        bool
 }
 
 // member is one name/value pair of a recorded object.
@@ -189,7 +194,7 @@ func (s *scanner) topMember(name []byte, depth int) error {
 		s.doc.fields[slot] = v
 		return err
 	}
-	s.doc.fields[slot] = value{kind: kindObject, raw: s.b[start:s.i]}
+	s.doc.fields[slot] = value{kind: kindObject, start: uint32(start), end: uint32(s.i)}
 	return err
 }
 
@@ -221,10 +226,11 @@ func (s *scanner) object(depth int, each func(name []byte, depth int) error) err
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return s.fail("expected a member name in double quotes")
 		}
-		raw, esc, err := s.str()
+		start, end, esc, err := s.str()
 		if err != nil {
 			return err
 		}
+		raw := s.b[start:end]
 		name := raw
 		if esc {
 			start := len(s.names)
@@ -267,11 +273,12 @@ func (s *scanner) value(depth int) (value, error) {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		raw, esc, err := s.str()
-		return value{kind: kindString, raw: raw, esc: esc}, err
+		start, end, esc, err := s.str()
+		return value{kind: kindString, start: uint32(start), end: uint32(end), esc: esc}, err
 	case c == '-' || c >= '0' && c <= '9':
-		raw, err := s.number()
-		return value{kind: kindNumber, raw: raw}, err
+		start := s.i
+		err := s.number()
+		return value{kind: kindNumber, start: uint32(start), end: uint32(s.i)}, err
 	case c == '{':
 		return value{kind: kindObject}, s.object(depth, func(_ []byte, d int) error { return s.skipValue(d) })
 	case c == '[':
@@ -331,13 +338,25 @@ func (s *scanner) literal(word string) error {
 	return nil
 }
 
-// str scans a string at s.i and returns the bytes between the quotes. It
-// works on locals: this loop runs for every byte of every payload.
-func (s *scanner) str() (raw []byte, esc bool, err error) {
+// str scans a string at s.i and returns where the bytes between the quotes
+// are. It works on locals: this loop runs for every byte of every payload.
+func (s *scanner) str() (start, end int, esc bool, err error) {
 	b := s.b
 	i := s.i + 1 // past the opening quote
-	start := i
+	start = i
 	for i < len(b) {
+		// Eight bytes at a time up to the first quote, backslash or
+		// control character: most strings have none before their end.
+		for i+8 <= len(b) {
+			if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			i++
@@ -346,12 +365,12 @@ func (s *scanner) str() (raw []byte, esc bool, err error) {
 		switch {
 		case c == '"':
 			s.i = i + 1
-			return b[start:i], esc, nil
+			return start, i, esc, nil
 		case c == '\\':
 			esc = true
 			if i+1 >= len(b) {
 				s.i = i
-				return nil, false, s.fail("unterminated escape")
+				return 0, 0, false, s.fail("unterminated escape")
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -359,25 +378,34 @@ func (s *scanner) str() (raw []byte, esc bool, err error) {
 			case 'u':
 				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
 					s.i = i
-					return nil, false, s.fail("\\u must be followed by four hex digits")
+					return 0, 0, false, s.fail("\\u must be followed by four hex digits")
 				}
 				i += 6
 			default:
 				s.i = i
-				return nil, false, s.fail("invalid escape \\%c", b[i+1])
+				return 0, 0, false, s.fail("invalid escape \\%c", b[i+1])
 			}
 		default:
 			s.i = i
-			return nil, false, s.fail("control character 0x%02x inside a string", c)
+			return 0, 0, false, s.fail("control character 0x%02x inside a string", c)
 		}
 	}
 	s.i = i
-	return nil, false, s.fail("unterminated string")
+	return 0, 0, false, s.fail("unterminated string")
+}
+
+// specialBytes has the high bit set in the lowest byte of w that is '"',
+// '\\' or below 0x20, if any (bytes above that one may be flagged too,
+// by borrows; only the lowest is exact).
+func specialBytes(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q - ones) &^ q | (bs - ones) &^ bs | (w - ones*0x20) &^ w) & highs
 }
 
 // number scans a number with the JSON grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *scanner) number() ([]byte, error) {
-	start := s.i
+func (s *scanner) number() error {
 	if s.b[s.i] == '-' {
 		s.i++
 	}
@@ -387,12 +415,12 @@ func (s *scanner) number() ([]byte, error) {
 	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
 		s.digits()
 	default:
-		return nil, s.fail("invalid number")
+		return s.fail("invalid number")
 	}
 	if s.i < len(s.b) && s.b[s.i] == '.' {
 		s.i++
 		if s.digits() == 0 {
-			return nil, s.fail("digits expected after the decimal point")
+			return s.fail("digits expected after the decimal point")
 		}
 	}
 	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
@@ -401,10 +429,10 @@ func (s *scanner) number() ([]byte, error) {
 			s.i++
 		}
 		if s.digits() == 0 {
-			return nil, s.fail("digits expected in the exponent")
+			return s.fail("digits expected in the exponent")
 		}
 	}
-	return s.b[start:s.i], nil
+	return nil
 }
 
 func (s *scanner) digits() int {

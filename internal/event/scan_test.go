@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"math/bits"
 	"math/rand"
 	"strings"
 	"testing"
@@ -87,5 +88,39 @@ func TestDecodeEscapedFields(t *testing.T) {
 	}
 	if ev.ID != "e-1" || ev.AttrValues[0] != "Hương" {
 		t.Fatalf("id %q attr %q", ev.ID, ev.AttrValues[0])
+	}
+}
+
+// TestSpecialBytes checks the eight-bytes-at-a-time search of str against
+// a byte loop: the lowest flagged byte must be the first quote, backslash
+// or control character, and nothing is flagged when there is none.
+func TestSpecialBytes(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	alphabet := []byte{'"', '\\', 0x00, 0x1f, 0x20, 0x21, 'a', '~', 0x7f, 0x80, 0xc3, 0xff, '\n', 0x5b, 0x5d}
+	for n := 0; n < 200_000; n++ {
+		var b [8]byte
+		for i := range b {
+			if rng.Intn(3) == 0 {
+				b[i] = alphabet[rng.Intn(len(alphabet))]
+			} else {
+				b[i] = byte(rng.Intn(256))
+			}
+		}
+		want := -1
+		for i, c := range b {
+			if c == '"' || c == '\\' || c < 0x20 {
+				want = i
+				break
+			}
+		}
+		m := specialBytes(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if got != want {
+			t.Fatalf("% x: first special byte at %d, want %d", b, got, want)
+		}
 	}
 }
