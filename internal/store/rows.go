@@ -256,30 +256,62 @@ func (s *Store) InsertWindows(ctx context.Context, rows []window.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	n := len(rows)
-	var (
-		start, updated                  = make([]int64, n), make([]int64, n)
-		size                            = make([]uint32, n)
-		kind, typ, metric, area, source = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		count                           = make([]uint64, n)
-		sum, minv, maxv, first, last    = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-		final                           = make([]uint8, n)
-		version                         = make([]uint64, n)
-	)
+	c, _ := s.windowCols.Get().(*windowColumns)
+	if c == nil {
+		c = &windowColumns{}
+	}
+	defer s.windowCols.Put(c)
+	c.reset(len(rows))
 	now := time.Now().Unix()
 	v := s.version.next()
 	for i, r := range rows {
-		start[i], size[i] = r.StartMs/1000, uint32(r.SizeMs/1000)
-		kind[i], typ[i], metric[i], area[i], source[i] = r.Kind, r.Type, r.Metric, r.Area, r.Source
-		count[i], sum[i], minv[i], maxv[i], first[i], last[i] = r.Count, r.Sum, r.Min, r.Max, r.First, r.Last
+		c.start[i], c.size[i] = r.StartMs/1000, uint32(r.SizeMs/1000)
+		c.kind[i], c.typ[i], c.metric[i], c.area[i], c.source[i] = r.Kind, r.Type, r.Metric, r.Area, r.Source
+		c.count[i], c.sum[i], c.min[i], c.max[i], c.first[i], c.last[i] = r.Count, r.Sum, r.Min, r.Max, r.First, r.Last
+		c.final[i] = 0
 		if r.Final {
-			final[i] = 1
+			c.final[i] = 1
 		}
-		version[i], updated[i] = v, now
+		c.version[i], c.updated[i] = v, now
 	}
-	return s.insertColumns(ctx, "window_agg", windowsInsert, []any{
-		start, size, kind, typ, metric, area, source, count, sum, minv, maxv, first, last, final, version, updated,
+	err := s.insertColumns(ctx, "window_agg", windowsInsert, []any{
+		c.start, c.size, c.kind, c.typ, c.metric, c.area, c.source, c.count, c.sum, c.min, c.max, c.first, c.last,
+		c.final, c.version, c.updated,
 	})
+	clear(c.kind[:cap(c.kind)]) // keep no strings alive between inserts
+	clear(c.typ[:cap(c.typ)])
+	clear(c.metric[:cap(c.metric)])
+	clear(c.area[:cap(c.area)])
+	clear(c.source[:cap(c.source)])
+	return err
+}
+
+// windowColumns are the columns of a window_agg insert, kept between
+// inserts: a city writes a hundred thousand rows every few seconds.
+type windowColumns struct {
+	start, updated                  []int64
+	size                            []uint32
+	kind, typ, metric, area, source []string
+	count, version                  []uint64
+	sum, min, max, first, last      []float64
+	final                           []uint8
+}
+
+func (c *windowColumns) reset(n int) {
+	c.start, c.updated = resize(c.start, n), resize(c.updated, n)
+	c.size = resize(c.size, n)
+	c.kind, c.typ, c.metric, c.area, c.source = resize(c.kind, n), resize(c.typ, n), resize(c.metric, n), resize(c.area, n), resize(c.source, n)
+	c.count, c.version = resize(c.count, n), resize(c.version, n)
+	c.sum, c.min, c.max, c.first, c.last = resize(c.sum, n), resize(c.min, n), resize(c.max, n), resize(c.first, n), resize(c.last, n)
+	c.final = resize(c.final, n)
+}
+
+// resize returns s with length n, reallocated only when it is too small.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // Rejected is one rejected message.

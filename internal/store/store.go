@@ -42,6 +42,9 @@ type Store struct {
 	// Scratch of the array columns' rows (see appendArrays), under mu.
 	strPtrs   []*string
 	floatPtrs []*float64
+	// windowCols pools InsertWindows' columns (pipelines of several
+	// partitions share a Store).
+	windowCols sync.Pool
 }
 
 // Open connects, creating the database if it does not exist yet.
