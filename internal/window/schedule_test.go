@@ -115,6 +115,11 @@ func checkOpen(t *testing.T, set *Set) {
 			}
 		}
 		total += len(src.open)
+		for i, sl := range src.lastSlot {
+			if sl != nil && src.slots[slotKey{i, sl.startMs}] != sl {
+				t.Fatalf("source %s: the newest slot of size %d (start %d) is not in the slots", name, i, sl.startMs)
+			}
+		}
 	}
 	if total != set.openWindows {
 		t.Fatalf("%d slots in open lists, openWindows %d", total, set.openWindows)

@@ -167,6 +167,19 @@ func (src *source) aggHint(i int) int {
 	return 0
 }
 
+// newest returns the source's newest slot of size index i if it starts at
+// start: in-order events land there, without a lookup in a map that holds
+// an hour of slots. The newest slot is never pruned (it holds the latest
+// event, inside the horizon), so it is always the one in slots.
+func (src *source) newest(i int, start int64) *slot {
+	if i < len(src.lastSlot) {
+		if sl := src.lastSlot[i]; sl != nil && sl.startMs == start {
+			return sl
+		}
+	}
+	return nil
+}
+
 // keyedSlot is a slot with its key, reached without a map lookup (a city
 // collects thousands every 100 ms).
 type keyedSlot struct {
@@ -264,7 +277,10 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			continue
 		}
 		key := slotKey{i, start}
-		sl := src.slots[key]
+		sl := src.newest(i, start)
+		if sl == nil {
+			sl = src.slots[key]
+		}
 		if sl == nil {
 			// Sized for as many aggregates as the source's last slot of this
 			// size held (or this event's): a source's windows hold the same
