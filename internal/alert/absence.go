@@ -14,8 +14,7 @@ import (
 // Silence is measured on the engine clock from when the source was last
 // heard, not from its own event times: a sensor whose clock lags the
 // city's by more than `after` is alive, and must neither alert nor flap.
-func (e *Engine) seen(rs *ruleState, k eventKey, heard int64) {
-	g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
+func (e *Engine) seen(rs *ruleState, g *group, heard int64) {
 	if heard <= g.lastMs {
 		return
 	}

@@ -82,8 +82,16 @@ type eventKey struct{ kind, typ, area, source string }
 // that select it, and whether an early threshold rule evaluates its
 // series on every event.
 type keyRules struct {
-	events []*ruleState
+	events []keyRule
 	early  bool
+}
+
+// keyRule is an event or absence rule an event key feeds. For an absence
+// rule, g is the key's group, found once: every event of the key updates
+// it, and a city has thousands of keys.
+type keyRule struct {
+	rs *ruleState
+	g  *group
 }
 
 // ruleState is a rule and the groups (fingerprints) it has seen.
@@ -278,12 +286,12 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
 	k, kr := e.eventRules(ev)
-	for _, rs := range kr.events {
-		switch rs.Kind {
+	for _, r := range kr.events {
+		switch r.rs.Kind {
 		case KindAbsence:
-			e.seen(rs, k, e.clock(nowMs))
+			e.seen(r.rs, r.g, e.clock(nowMs))
 		case KindEvent:
-			e.match(rs, k, ev)
+			e.match(r.rs, k, ev)
 		}
 	}
 	if kr.early {
@@ -307,7 +315,11 @@ func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
 			continue
 		}
 		if rs.Kind != KindThreshold {
-			kr.events = append(kr.events, rs)
+			r := keyRule{rs: rs}
+			if rs.Kind == KindAbsence {
+				r.g = rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
+			}
+			kr.events = append(kr.events, r)
 			continue
 		}
 		kr.early = kr.early || rs.Early

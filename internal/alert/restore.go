@@ -12,11 +12,10 @@ func (e *Engine) RestoreEvent(ev *event.Event) {
 		e.maxEventMs, e.wallAtMax = t, nowMs
 	}
 	k, kr := e.eventRules(ev)
-	for _, rs := range kr.events {
-		switch rs.Kind {
+	for _, r := range kr.events {
+		switch rs := r.rs; rs.Kind {
 		case KindAbsence:
-			g := rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source})
-			g.lastMs = max(g.lastMs, ev.TimeMs)
+			r.g.lastMs = max(r.g.lastMs, ev.TimeMs)
 		case KindEvent:
 			value, metric, ok := rs.matches(ev)
 			if !ok {
