@@ -74,9 +74,12 @@ func run(args []string) int {
 		err = daemon.Serve(ctx, cfg, buildVersion(), log)
 	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			log.Warn().Msg("interrupted")
-			return 1
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A stop asked for before the pipeline ran: nothing was
+			// consumed, so nothing is owed, and a supervisor must not
+			// count it as a failure.
+			log.Info().Err(err).Msg("stopped by a signal during start-up")
+			return 0
 		}
 		log.Error().Err(err).Msg("iocd stopped with an error")
 		return 1

@@ -11,15 +11,20 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // publish sends msgs in order and waits for every ack, so the stream order
@@ -425,5 +430,45 @@ func publishFromGoroutine(t *testing.T, js jetstream.JetStream, m message) {
 	defer cancel()
 	if _, err := js.Publish(ctx, m.subject, m.data, jetstream.WithMsgID(m.msgID)); err != nil {
 		t.Errorf("publish %s: %v", m.subject, err)
+	}
+}
+
+// TestSIGTERMDuringStartUp: a stop asked for while iocd still starts (a
+// deploy rolled back, a supervisor stopping a unit while ClickHouse is not
+// up yet) is a clean exit, not a failure, wherever in start-up it lands.
+func TestSIGTERMDuringStartUp(t *testing.T) {
+	nats := startNATS(t)
+	db, _ := testDB(t)
+	// ClickHouse unreachable: iocd waits for it, in start-up for as long
+	// as it takes.
+	down := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d := newIOCD(t, nats.url(), db, "IOC_CLICKHOUSE_ADDR="+down)
+	d.start()
+	waitFor(t, 20*time.Second, "iocd to wait for ClickHouse", func() (bool, string) {
+		b, _ := os.ReadFile(d.logs)
+		return strings.Contains(string(b), "ClickHouse not reachable yet"), "no retry logged"
+	})
+	if err, _ := d.terminate(30 * time.Second); err != nil {
+		b, _ := os.ReadFile(d.logs)
+		t.Fatalf("SIGTERM while waiting for ClickHouse: %v\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(d.logs); !strings.Contains(string(b), "stopped by a signal during start-up") {
+		t.Fatalf("no start-up stop logged:\n%s", b)
+	}
+	// Anywhere else in start-up, or just after it.
+	for _, delay := range []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		d := newIOCD(t, nats.url(), db)
+		d.start()
+		time.Sleep(delay)
+		err, took := d.terminate(30 * time.Second)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM {
+			err = nil // before Go's handler was installed: the default action, also a clean stop
+		}
+		if err != nil {
+			b, _ := os.ReadFile(d.logs)
+			t.Fatalf("SIGTERM %v after start: %v\n%s", delay, err, b)
+		}
+		t.Logf("SIGTERM %v after start: clean exit after %s", delay, took)
 	}
 }
