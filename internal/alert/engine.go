@@ -61,7 +61,11 @@ type Engine struct {
 
 	rules     []*ruleState
 	series    map[seriesKey]*seriesEntry
-	byEvent   map[eventKey]*keyRules // what each event key feeds, cached
+	byEvent map[eventKey]*keyRules // what each event key feeds, cached
+	// The last key of each source, looked up first: a source almost
+	// always has one key, and a map keyed by one string is cheaper than
+	// by four.
+	bySource map[string]*keyRules
 	firingEvt map[*group]*ruleState  // firing event rules, checked on Tick
 
 	maxEventMs int64 // engine clock: newest event time seen
@@ -82,6 +86,7 @@ type eventKey struct{ kind, typ, area, source string }
 // that select it, and whether an early threshold rule evaluates its
 // series on every event.
 type keyRules struct {
+	key    eventKey
 	events []keyRule
 	early  bool
 }
@@ -235,6 +240,7 @@ func (e *Engine) install(rules []Rule) {
 	}
 	// Matching is cached per key; rebuild the caches, keeping pane history.
 	e.byEvent = map[eventKey]*keyRules{}
+	e.bySource = map[string]*keyRules{}
 	for k, s := range e.series {
 		s.rules, s.keepMs, s.early = nil, 0, false
 		e.bindSeries(s)
@@ -303,13 +309,17 @@ func (e *Engine) Event(ev *event.Event, nowMs int64) {
 // sight of a key its source joins the groups of the threshold rules that
 // select it (whatever the metric): their decisions wait for its progress.
 func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
-	k := eventKey{ev.Kind, ev.Type, ev.Area, ev.Source}
-	if kr, ok := e.byEvent[k]; ok {
-		return k, kr
+	if kr := e.bySource[ev.Source]; kr != nil && kr.key.kind == ev.Kind && kr.key.typ == ev.Type && kr.key.area == ev.Area {
+		return kr.key, kr
 	}
-	// The event's strings may point into a reused buffer.
-	k = eventKey{strings.Clone(ev.Kind), strings.Clone(ev.Type), strings.Clone(ev.Area), strings.Clone(ev.Source)}
-	kr := &keyRules{}
+	if kr, ok := e.byEvent[eventKey{ev.Kind, ev.Type, ev.Area, ev.Source}]; ok {
+		e.bySource[kr.key.source] = kr
+		return kr.key, kr
+	}
+	// Copies: the event's strings are substrings of its subject, which
+	// the cache would keep alive.
+	k := eventKey{strings.Clone(ev.Kind), strings.Clone(ev.Type), strings.Clone(ev.Area), strings.Clone(ev.Source)}
+	kr := &keyRules{key: k}
 	for _, rs := range e.rules {
 		if !rs.Match.selects(k.kind, k.typ, "", k.area, k.source) {
 			continue
@@ -326,6 +336,7 @@ func (e *Engine) eventRules(ev *event.Event) (eventKey, *keyRules) {
 		rs.group(seriesKey{k.kind, k.typ, "", k.area, k.source}).watch(e.progressOf(k.source))
 	}
 	e.byEvent[k] = kr
+	e.bySource[k.source] = kr
 	return k, kr
 }
 

@@ -742,3 +742,29 @@ func TestHistoryFollowsTheDecisions(t *testing.T) {
 		}
 	}
 }
+
+// TestOneSourceManyKeys: a source whose events change type and area (the
+// Hue-S source reports every category in every area) feeds each key's
+// rules, whichever key came last: the per-source cache in front of the
+// key map must not hand one key's rules to another.
+func TestOneSourceManyKeys(t *testing.T) {
+	e, _ := newEngine(t, `
+  - {name: urgent_flooding, kind: event, match: {kind: feedback, type: flooding, area: an-cuu}, when: ["attrs.priority == urgent"], severity: warning, resolve_after: 60m, group_by: [area]}
+  - {name: urgent_lighting, kind: event, match: {kind: feedback, type: lighting}, when: ["attrs.priority == urgent"], severity: info, resolve_after: 60m, group_by: [area]}`)
+	keys := []struct{ typ, area string }{{"flooding", "an-cuu"}, {"lighting", "an-cuu"}, {"flooding", "vy-da"}, {"lighting", "vy-da"}}
+	fired := map[string]int{}
+	for i := 0; i < 40; i++ {
+		k := keys[(i*7)%len(keys)]
+		ev := &event.Event{ID: fmt.Sprint(i), Kind: "feedback", Type: k.typ, Source: "hue-s", Area: k.area,
+			TimeMs: base.Add(time.Duration(i) * time.Second).UnixMilli(),
+			AttrKeys: []string{"priority"}, AttrValues: []string{"urgent"}}
+		e.Event(ev, ev.TimeMs)
+		for _, a := range e.Take(nil) {
+			fired[a.Rule+"/"+a.Area]++
+		}
+	}
+	want := map[string]int{"urgent_flooding/an-cuu": 1, "urgent_lighting/an-cuu": 1, "urgent_lighting/vy-da": 1}
+	if fmt.Sprint(fired) != fmt.Sprint(want) {
+		t.Fatalf("fired %v, want %v", fired, want)
+	}
+}
