@@ -59,14 +59,14 @@ type Engine struct {
 	swap    bool
 	acts    []pendingAction // set by Act, applied by the owner goroutine
 
-	rules     []*ruleState
-	series    map[seriesKey]*seriesEntry
+	rules   []*ruleState
+	series  map[seriesKey]*seriesEntry
 	byEvent map[eventKey]*keyRules // what each event key feeds, cached
 	// The last key of each source, looked up first: a source almost
 	// always has one key, and a map keyed by one string is cheaper than
 	// by four.
-	bySource map[string]*keyRules
-	firingEvt map[*group]*ruleState  // firing event rules, checked on Tick
+	bySource  map[string]*keyRules
+	firingEvt map[*group]*ruleState // firing event rules, checked on Tick
 
 	maxEventMs int64 // engine clock: newest event time seen
 	wallAtMax  int64 // wall time when maxEventMs last moved

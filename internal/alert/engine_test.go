@@ -756,7 +756,7 @@ func TestOneSourceManyKeys(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		k := keys[(i*7)%len(keys)]
 		ev := &event.Event{ID: fmt.Sprint(i), Kind: "feedback", Type: k.typ, Source: "hue-s", Area: k.area,
-			TimeMs: base.Add(time.Duration(i) * time.Second).UnixMilli(),
+			TimeMs:   base.Add(time.Duration(i) * time.Second).UnixMilli(),
 			AttrKeys: []string{"priority"}, AttrValues: []string{"urgent"}}
 		e.Event(ev, ev.TimeMs)
 		for _, a := range e.Take(nil) {
