@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // Migration is one versioned .sql file.
@@ -138,28 +142,94 @@ ORDER BY version`, s.cluster, s.database)
 			results = append(results, MigrationResult{m.Name, fmt.Sprintf("pending: needs server %s, have %s", m.MinServer, serverVersion)})
 			continue
 		}
-		for i, stmt := range m.Statements {
-			stmt, err := ForCluster(stmt, s.cluster, s.database)
-			if err != nil {
-				return results, fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
-			}
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return results, fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
-			}
-		}
-		batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, checksum, applied_at)")
-		if err != nil {
-			return results, fmt.Errorf("store: record migration %s: %w", m.Name, err)
-		}
-		if err := batch.Append(uint32(m.Version), m.Name, m.Checksum, time.Now().UTC()); err != nil {
-			return results, fmt.Errorf("store: record migration %s: %w", m.Name, err)
-		}
-		if err := batch.Send(); err != nil {
-			return results, fmt.Errorf("store: record migration %s: %w", m.Name, err)
+		if err := s.apply(ctx, m); err != nil {
+			return results, err
 		}
 		results = append(results, MigrationResult{m.Name, "applied"})
 	}
 	return results, nil
+}
+
+// migrationTimeout bounds one migration once started.
+const migrationTimeout = 2 * time.Minute
+
+// apply runs one migration's statements and records it. Once started it
+// runs to its end even if ctx is cancelled (a SIGTERM during start-up):
+// ClickHouse has no transactional DDL, and a migration stopped halfway
+// would leave columns that its next run cannot add again.
+func (s *Store) apply(parent context.Context, m Migration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), migrationTimeout)
+	defer cancel()
+	for i, stmt := range m.Statements {
+		sql, err := ForCluster(stmt, s.cluster, s.database)
+		if err != nil {
+			return fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
+		}
+		if err := s.conn.Exec(ctx, sql); err != nil {
+			// A process killed between a statement and the record of its
+			// migration (SIGKILL, a crash) leaves the statement applied.
+			if done, cerr := s.columnsAdded(ctx, stmt, err); cerr != nil || !done {
+				return fmt.Errorf("store: migration %s statement %d: %w", m.Name, i+1, err)
+			}
+		}
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, checksum, applied_at)")
+	if err != nil {
+		return fmt.Errorf("store: record migration %s: %w", m.Name, err)
+	}
+	if err := batch.Append(uint32(m.Version), m.Name, m.Checksum, time.Now().UTC()); err != nil {
+		return fmt.Errorf("store: record migration %s: %w", m.Name, err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("store: record migration %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// codeColumnExists is ClickHouse's ILLEGAL_COLUMN, as in "Cannot add
+// column x: column with this name already exists".
+const codeColumnExists = 44
+
+var (
+	alterAddRe = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\b`)
+	addColRe   = regexp.MustCompile(`(?i)\bADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)`)
+)
+
+// columnsAdded reports whether stmt, which failed with err, is an ALTER
+// TABLE … ADD COLUMN whose columns all exist already: 18.16 has no ADD
+// COLUMN IF NOT EXISTS, and one ALTER's columns are added together, so an
+// earlier run applied it whole.
+func (s *Store) columnsAdded(ctx context.Context, stmt string, err error) (bool, error) {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) || ex.Code != codeColumnExists {
+		return false, nil
+	}
+	m := alterAddRe.FindStringSubmatch(stmt)
+	if m == nil {
+		return false, nil
+	}
+	rows, qerr := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.database, m[1])
+	if qerr != nil {
+		return false, fmt.Errorf("store: columns of %s: %w", m[1], qerr)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return false, err
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	for _, c := range addColRe.FindAllStringSubmatch(stmt, -1) {
+		if !have[c[1]] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // versionAtLeast compares dotted numeric versions ("18.16.1" >= "20.1").
