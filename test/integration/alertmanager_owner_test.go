@@ -101,12 +101,20 @@ func TestAlertmanagerOwnerOnly(t *testing.T) {
 	publish(t, js, chunk)
 	waitPartitionsDrained(t, js)
 
-	firing := map[string]string{} // fingerprint → area
-	for _, a := range lastTransitions(readAlerts(t, js)) {
-		if a.Status == "firing" {
-			firing[a.Fingerprint] = a.Area
+	// What fires now (fingerprint → area). The set still changes after
+	// the drain: a source's last panes become final only when it goes
+	// idle (IOC_IDLE_TIMEOUT), and a replica that takes a partition over
+	// may be the one to decide them. So it is read again at each check.
+	currentFiring := func() map[string]string {
+		out := map[string]string{}
+		for _, a := range lastTransitions(readAlerts(t, js)) {
+			if a.Status == "firing" {
+				out[a.Fingerprint] = a.Area
+			}
 		}
+		return out
 	}
+	firing := currentFiring()
 	areas := map[string]bool{}
 	for _, area := range firing {
 		areas[area] = true
@@ -125,6 +133,10 @@ func TestAlertmanagerOwnerOnly(t *testing.T) {
 		waitFor(t, 20*time.Second, what, func() (bool, string) {
 			time.Sleep(2500 * time.Millisecond)
 			got := posts.since()
+			firing := currentFiring()
+			if len(firing) == 0 {
+				return false, "nothing firing"
+			}
 			var wrong []string
 			for fp, area := range firing {
 				w := want(area)
