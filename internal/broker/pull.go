@@ -109,7 +109,9 @@ func (p *Pull) Next(ctx context.Context) (*nats.Msg, error) {
 		p.seen++
 		// Deliveries carry their ack subject; status messages have none.
 		if msg.Reply != "" {
-			p.asked--
+			// Above zero: after a presumed loss, requests thought gone may
+			// still deliver.
+			p.asked = max(p.asked-1, 0)
 			return msg, nil
 		}
 		if err := p.status(msg); err != nil {
