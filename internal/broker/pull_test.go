@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/test/testenv"
 )
 
 // pullConsumer makes a durable AckAll consumer on IOC_EVENTS, as iocd's.
@@ -133,7 +135,7 @@ func TestPullRenewsExpiredRequests(t *testing.T) {
 func TestPullAfterServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
-	srv := runServer(t, opts)
+	srv := testenv.NATSServer(t, opts)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +163,7 @@ func TestPullAfterServerRestart(t *testing.T) {
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	runServer(t, opts)
+	testenv.NATSServer(t, opts)
 	publishN(t, js, 11, 10)
 	expectRun(t, p, 11, 10, 10)
 }
@@ -192,30 +194,12 @@ func TestPullEndsWhenConsumerDeleted(t *testing.T) {
 	}
 }
 
-func runServer(t *testing.T, opts *server.Options) *server.Server {
-	t.Helper()
-	o := *opts
-	srv, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
-
 // TestPullAsksAgainWhenTheServerIsSilent: requests lost without a status
 // (a server killed, a reconnect) would leave the pull waiting for ever;
 // with no heartbeat for two intervals, or after a reconnect, it asks again.
 func TestPullAsksAgainWhenTheServerIsSilent(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
-	srv := runServer(t, opts)
+	srv := testenv.NATSServer(t, opts)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +259,7 @@ func TestPullAsksAgainWhenTheServerIsSilent(t *testing.T) {
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	runServer(t, opts)
+	testenv.NATSServer(t, opts)
 	if n := waitFor(p, 4, 5*time.Second); n != 4 {
 		t.Fatalf("%d requests after the reconnect, want 4", n)
 	}

@@ -12,8 +12,17 @@ import (
 // with the same dir after shutting the first down.
 func JetStream(tb testing.TB, dir string) *server.Server {
 	tb.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+	return NATSServer(tb, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: dir, NoLog: true, NoSigs: true})
+}
+
+// NATSServer runs an embedded server with opts (copied) until the test
+// ends: for a server without JetStream, or one restarted on the port of an
+// earlier one.
+func NATSServer(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	o := *opts
+	srv, err := server.NewServer(&o)
 	if err != nil {
 		tb.Fatal(err)
 	}
