@@ -75,6 +75,8 @@ func (s *Set) compactKeys() {
 	for _, src := range s.sources {
 		src.keys.idx = nil // the cache holds old indices
 		for _, sl := range src.slots {
+			wasFrozen := sl.frozen()
+			sl.thaw()
 			for i := range sl.aggs {
 				sl.aggs[i].key = s.keys.intern(old[sl.aggs[i].key])
 			}
@@ -83,6 +85,9 @@ func (s *Set) compactKeys() {
 				for i := range sl.aggs {
 					sl.index[sl.aggs[i].key] = i
 				}
+			}
+			if wasFrozen {
+				s.pack, s.remap = sl.freeze(s.pack, s.remap)
 			}
 		}
 	}

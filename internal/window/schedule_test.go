@@ -97,7 +97,8 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 }
 
 // checkOpen fails unless every source's open list holds exactly its slots
-// that are not final, and the Set's count of open windows is their sum.
+// that are not final, the Set's count of open windows is their sum, and
+// only final slots already written are frozen.
 func checkOpen(t *testing.T, set *Set) {
 	t.Helper()
 	total := 0
@@ -112,6 +113,9 @@ func checkOpen(t *testing.T, set *Set) {
 		for key, sl := range src.slots {
 			if !sl.final && !inList[sl] {
 				t.Fatalf("source %s: open slot %+v is missing from the open list", name, key)
+			}
+			if sl.frozen() && (!sl.final || sl.dirty || sl.aggs != nil) {
+				t.Fatalf("source %s: slot %+v frozen while final %v, dirty %v", name, key, sl.final, sl.dirty)
 			}
 		}
 		total += len(src.open)

@@ -23,6 +23,10 @@ type slot struct {
 	// pointers: the garbage collector skips them (a city holds millions).
 	ids   []string
 	index map[uint32]int // built once aggs grows past a linear scan
+	// packed holds aggs and ids, which are then nil, while the slot is
+	// frozen (see freeze): only a final slot that was written is, and any
+	// change thaws it first.
+	packed []byte
 }
 
 type agg struct {
@@ -97,16 +101,6 @@ func (sl *slot) compactIDs(remap []int32) []int32 {
 	for i := range sl.aggs {
 		a := &sl.aggs[i]
 		a.firstID, a.lastID = uint32(remap[a.firstID]), uint32(remap[a.lastID])
-	}
-	return remap
-}
-
-// seal compacts the ids of a slot that became final into a table of
-// exactly their size: only a correction changes it from now on.
-func (sl *slot) seal(remap []int32) []int32 {
-	remap = sl.compactIDs(remap)
-	if cap(sl.ids) > len(sl.ids) {
-		sl.ids = slices.Clone(sl.ids)
 	}
 	return remap
 }

@@ -96,6 +96,7 @@ type Set struct {
 	restoring bool
 	closing   []*slot // scratch of finalize
 	remap     []int32 // scratch of slot.compactIDs
+	pack      []byte  // scratch of slot.freeze
 	idle      []*source
 }
 
@@ -162,7 +163,7 @@ type source struct {
 // i holds, 0 when it has none.
 func (src *source) aggHint(i int) int {
 	if i < len(src.lastSlot) && src.lastSlot[i] != nil {
-		return len(src.lastSlot[i].aggs)
+		return src.lastSlot[i].aggCount()
 	}
 	return 0
 }
@@ -307,6 +308,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		}
 		if sl.final {
 			disp = Corrected
+			sl.thaw()
 		} else if disp == Dropped {
 			disp = Accepted
 		}
@@ -351,7 +353,6 @@ func (s *Set) finalize(src *source, due func(*slot) bool) {
 			continue
 		}
 		sl.final = true
-		s.remap = sl.seal(s.remap)
 		src.markDirty(key, sl) // the final row is written even if nothing changed since the early one
 		s.openWindows--
 		if key.sizeIdx == 0 && !s.restoring {
@@ -469,6 +470,9 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 		if sl.final || early {
 			dst = s.rows(dst, sl, d.key, src.name)
 			sl.dirty = false
+			if sl.final {
+				s.pack, s.remap = sl.freeze(s.pack, s.remap)
+			}
 			continue
 		}
 		keep = append(keep, d)
@@ -555,6 +559,7 @@ func (s *Set) FinishRestore() {
 		src.open = slices.DeleteFunc(src.open, func(o keyedSlot) bool { return o.sl.endMs <= horizon })
 		slices.SortFunc(held, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
 		for _, sl := range held {
+			sl.thaw() // restored slots are written again, and frozen then
 			for i := range sl.aggs {
 				s.logRow(&sl.aggs[i], sl, src.name)
 				s.updates[len(s.updates)-1].Row.Final = sl.final
