@@ -153,6 +153,7 @@ type Pipeline struct {
 	counts    counters
 	lastSeal  time.Time
 	lastEarly time.Time
+	earlyTurn int // the shard of sources whose early rows come next
 	lastEval  time.Time
 	taken     []alert.Alert
 	ups       []window.Update
@@ -264,7 +265,7 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 			p.seal(now, false)
 			due.reset(ctx, p.wake())
 		case p.alerting() && !now.Before(p.lastEval.Add(p.cfg.EvalInterval)):
-			p.collect(now, false)
+			p.collect(now, 0, 0)
 			due.reset(ctx, p.wake())
 		case due.ctx.Err() != nil:
 			due.reset(ctx, p.wake())
@@ -468,12 +469,28 @@ func (p *Pipeline) decode(msg *nats.Msg, nowMs int64, ev *event.Event) (rej *eve
 // seal closes the current batch with the window rows due now and hands it
 // to the writer; it blocks while the writer still holds the previous one.
 func (p *Pipeline) seal(now time.Time, draining bool) {
-	early := draining || now.Sub(p.lastEarly) >= p.cfg.EarlyInterval
-	if early {
-		p.lastEarly = now
+	// Each seal that is due writes one shard's open windows early, in
+	// turn, so that every source's come once per EarlyInterval: written
+	// all at once, a city's open windows made one batch many times the
+	// size of the others, and its buffers stayed that size.
+	shard, shards := 0, 0 // no early rows
+	n := earlyShards(p.cfg.EarlyInterval, p.cfg.FlushInterval)
+	every := p.cfg.EarlyInterval / time.Duration(n)
+	switch {
+	case draining:
+		shards = 1 // every source's, now
+	case now.Sub(p.lastEarly) >= every:
+		// From the time it was due, so that seals a little late do not
+		// stretch the turn; from now when far behind.
+		p.lastEarly = p.lastEarly.Add(every)
+		if p.lastEarly.Before(now.Add(-p.cfg.FlushInterval)) {
+			p.lastEarly = now
+		}
+		shard, shards = p.earlyTurn%n, n
+		p.earlyTurn++
 	}
 	p.lastSeal = now
-	p.collect(now, early)
+	p.collect(now, shard, shards)
 	b := p.cur
 	p.counts.flush(p.m)
 	if p.quality != nil {
@@ -493,11 +510,21 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	p.cur = <-p.free
 }
 
-// collect adds the window rows due now to the current batch and, with
+// earlyShards is how many shards of sources take turns at early rows: one
+// per flush interval of the early interval, at most 10.
+func earlyShards(early, flush time.Duration) int {
+	if flush <= 0 {
+		return 1
+	}
+	return int(min(max(early/flush, 1), 10))
+}
+
+// collect adds the window rows due now to the current batch, with the
+// early rows of shard of shards (see window.Set.CollectShard), and, with
 // alerting on, evaluates what became final.
-func (p *Pipeline) collect(now time.Time, early bool) {
+func (p *Pipeline) collect(now time.Time, shard, shards int) {
 	b := p.cur
-	b.windows = p.windows.Collect(b.windows, now.UnixMilli(), early)
+	b.windows = p.windows.CollectShard(b.windows, now.UnixMilli(), shard, shards)
 	if p.windows.HasUpdates() {
 		p.feed(b) // sources gone idle
 	}

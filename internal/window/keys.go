@@ -74,22 +74,29 @@ func (s *Set) compactKeys() {
 	s.keys = keyTable{}
 	for _, src := range s.sources {
 		src.keys.idx = nil // the cache holds old indices
-		for _, sl := range src.slots {
-			wasFrozen := sl.frozen()
-			sl.thaw()
-			for i := range sl.aggs {
-				sl.aggs[i].key = s.keys.intern(old[sl.aggs[i].key])
-			}
-			if sl.index != nil {
-				clear(sl.index)
-				for i := range sl.aggs {
-					sl.index[sl.aggs[i].key] = i
-				}
-			}
-			if wasFrozen {
-				s.pack, s.remap = sl.freeze(s.pack, s.remap)
+		for _, l := range src.slots {
+			for _, sl := range l {
+				s.remapKeys(sl, old)
 			}
 		}
 	}
 	s.keys.live = len(s.keys.keys)
+}
+
+// remapKeys points sl's aggregates at the rebuilt table's indices.
+func (s *Set) remapKeys(sl *slot, old []aggKey) {
+	wasFrozen := sl.frozen()
+	sl.thaw()
+	for i := range sl.aggs {
+		sl.aggs[i].key = s.keys.intern(old[sl.aggs[i].key])
+	}
+	if sl.index != nil {
+		clear(sl.index)
+		for i := range sl.aggs {
+			sl.index[sl.aggs[i].key] = i
+		}
+	}
+	if wasFrozen {
+		s.pack, s.remap = sl.freeze(s.pack, s.remap)
+	}
 }

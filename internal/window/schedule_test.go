@@ -47,7 +47,9 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 			}
 			steps = append(steps, step{e, nowMs})
 		}
-		run := func(collect func(i int) (bool, bool)) map[string]Row {
+		// A schedule says, after event i, whether to collect and which
+		// shard of early rows to take (shards 0: none; 1: all).
+		run := func(collect func(i int) (do bool, shard, shards int)) map[string]Row {
 			set, err := New(c)
 			if err != nil {
 				t.Fatal(err)
@@ -61,8 +63,8 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 			for i, s := range steps {
 				set.Add(s.ev, s.nowMs)
 				checkOpen(t, set)
-				if do, early := collect(i); do {
-					keep(set.Collect(nil, s.nowMs, early))
+				if do, shard, shards := collect(i); do {
+					keep(set.CollectShard(nil, s.nowMs, shard, shards))
 				}
 				set.TakeUpdates(nil)
 			}
@@ -75,12 +77,22 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 			}
 			return last
 		}
-		want := run(func(int) (bool, bool) { return true, true })
+		want := run(func(int) (bool, int, int) { return true, 0, 1 })
 		r := rand.New(rand.NewPCG(seed, 9))
-		schedules := map[string]func(int) (bool, bool){
-			"every event, not early": func(int) (bool, bool) { return true, false },
-			"random":                 func(int) (bool, bool) { return r.IntN(5) == 0, r.IntN(3) == 0 },
-			"rarely, never early":    func(i int) (bool, bool) { return i%97 == 0, false },
+		turn := 0
+		schedules := map[string]func(int) (bool, int, int){
+			"every event, not early": func(int) (bool, int, int) { return true, 0, 0 },
+			"random": func(int) (bool, int, int) {
+				if r.IntN(3) == 0 {
+					return r.IntN(5) == 0, 0, 1
+				}
+				return r.IntN(5) == 0, 0, 0
+			},
+			"rarely, never early": func(i int) (bool, int, int) { return i%97 == 0, 0, 0 },
+			"early by shards in turn": func(i int) (bool, int, int) {
+				turn++
+				return r.IntN(4) == 0, turn % 3, 3
+			},
 		}
 		for name, sched := range schedules {
 			got := run(sched)
@@ -96,34 +108,71 @@ func TestRowsDoNotDependOnCollectTiming(t *testing.T) {
 	}
 }
 
+// TestShardsInTurnWriteEveryOpenWindow: early collects of each shard in
+// turn write every changed open window once, as one early Collect does.
+func TestShardsInTurnWriteEveryOpenWindow(t *testing.T) {
+	for _, shards := range []int{1, 2, 5, 7} {
+		set, err := New(cfg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 40 {
+			e := &event.Event{ID: fmt.Sprint(i), Kind: "environment", Type: "water_level", Source: fmt.Sprintf("s%d", i%20),
+				Area: "kim-long", TimeMs: base + int64(i)*100, MetricNames: []string{"height"}, MetricValues: []float64{1}}
+			set.Add(e, base)
+		}
+		seen := map[string]int{}
+		for shard := range shards {
+			for _, r := range set.CollectShard(nil, base, shard, shards) {
+				if r.Final {
+					t.Fatalf("%d shards: a final row, with no window final yet", shards)
+				}
+				seen[r.Source+"/"+r.Metric]++
+			}
+		}
+		if len(seen) != 40 { // 20 sources × (height, events)
+			t.Fatalf("%d shards in turn wrote %d open windows, want 40", shards, len(seen))
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("%d shards: %s written %d times", shards, k, n)
+			}
+		}
+		if rows := set.Collect(nil, base, true); len(rows) != 0 {
+			t.Fatalf("%d shards: %d open windows left unwritten", shards, len(rows))
+		}
+	}
+}
+
 // checkOpen fails unless every source's open list holds exactly its slots
-// that are not final, the Set's count of open windows is their sum, and
-// only final slots already written are frozen.
+// that are not final, the Set's count of open windows is their sum, the
+// slots are in start order, and only final slots already written are
+// frozen.
 func checkOpen(t *testing.T, set *Set) {
 	t.Helper()
 	total := 0
 	for name, src := range set.sources {
 		inList := map[*slot]bool{}
 		for _, o := range src.open {
-			if o.sl.final || src.slots[o.key] != o.sl || inList[o.sl] {
+			if sl, _ := src.slot(o.key.sizeIdx, o.key.startMs); o.sl.final || sl != o.sl || inList[o.sl] {
 				t.Fatalf("source %s: open list holds %+v (final %v), stale or twice", name, o.key, o.sl.final)
 			}
 			inList[o.sl] = true
 		}
-		for key, sl := range src.slots {
-			if !sl.final && !inList[sl] {
-				t.Fatalf("source %s: open slot %+v is missing from the open list", name, key)
-			}
-			if sl.frozen() && (!sl.final || sl.dirty || sl.aggs != nil) {
-				t.Fatalf("source %s: slot %+v frozen while final %v, dirty %v", name, key, sl.final, sl.dirty)
+		for i, l := range src.slots {
+			for j, sl := range l {
+				if j > 0 && l[j-1].startMs >= sl.startMs {
+					t.Fatalf("source %s: slots of size %d out of order at %d", name, i, j)
+				}
+				if !sl.final && !inList[sl] {
+					t.Fatalf("source %s: open slot %d/%d is missing from the open list", name, i, sl.startMs)
+				}
+				if sl.frozen() && (!sl.final || sl.dirty || sl.aggs != nil) {
+					t.Fatalf("source %s: slot %d/%d frozen while final %v, dirty %v", name, i, sl.startMs, sl.final, sl.dirty)
+				}
 			}
 		}
 		total += len(src.open)
-		for i, sl := range src.lastSlot {
-			if sl != nil && src.slots[slotKey{i, sl.startMs}] != sl {
-				t.Fatalf("source %s: the newest slot of size %d (start %d) is not in the slots", name, i, sl.startMs)
-			}
-		}
 	}
 	if total != set.openWindows {
 		t.Fatalf("%d slots in open lists, openWindows %d", total, set.openWindows)

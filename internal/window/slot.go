@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
@@ -119,4 +120,35 @@ func (sl *slot) add(a *agg, v float64, tMs int64, id string, ref uint32) {
 	a.sum += v
 	a.min = math.Min(a.min, v)
 	a.max = math.Max(a.max, v)
+}
+
+// slotList is a source's slots of one size in start order. Events land in
+// the newest, so it is checked first; a late event's slot is found by a
+// binary search, and the horizon removes a prefix. A map would cost five
+// times the memory per slot, and a city holds an hour of slots for each of
+// thousands of sources.
+type slotList []*slot
+
+// find returns the index of the slot starting at start, or where it
+// would go.
+func (l slotList) find(start int64) (int, bool) {
+	if n := len(l); n > 0 && l[n-1].startMs <= start {
+		return n - 1 + boolInt(l[n-1].startMs < start), l[n-1].startMs == start
+	}
+	return slices.BinarySearchFunc(l, start, func(sl *slot, t int64) int { return cmp.Compare(sl.startMs, t) })
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// newest is the latest slot, nil when there is none.
+func (l slotList) newest() *slot {
+	if len(l) == 0 {
+		return nil
+	}
+	return l[len(l)-1]
 }

@@ -121,3 +121,21 @@ func TestKeyTableStaysBounded(t *testing.T) {
 		t.Fatal("the key table was never rebuilt: the test proves nothing")
 	}
 }
+
+func TestSlotListFind(t *testing.T) {
+	l := slotList{{startMs: 10}, {startMs: 20}, {startMs: 40}}
+	for _, c := range []struct {
+		start int64
+		at    int
+		found bool
+	}{
+		{5, 0, false}, {10, 0, true}, {15, 1, false}, {20, 1, true}, {30, 2, false}, {40, 2, true}, {50, 3, false},
+	} {
+		if at, found := l.find(c.start); at != c.at || found != c.found {
+			t.Errorf("find(%d) = %d, %v; want %d, %v", c.start, at, found, c.at, c.found)
+		}
+	}
+	if at, found := (slotList{}).find(7); at != 0 || found {
+		t.Errorf("find in an empty list = %d, %v", at, found)
+	}
+}

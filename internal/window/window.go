@@ -140,14 +140,14 @@ func New(cfg Config) (*Set, error) {
 // source is the state of one event source.
 type source struct {
 	name       string
-	latestMs   int64 // latest event time seen; math.MinInt64 before the first
-	lastSeenMs int64 // processing time of the last event
-	doneMs     int64 // every smallest pane ending at or before it is final (see Update)
-	nextEndMs  int64 // the earliest end of an open slot; math.MaxInt64 when none
-	slots      map[slotKey]*slot
+	seq        int        // how many sources the Set knew before this one
+	latestMs   int64      // latest event time seen; math.MinInt64 before the first
+	lastSeenMs int64      // processing time of the last event
+	doneMs     int64      // every smallest pane ending at or before it is final (see Update)
+	nextEndMs  int64      // the earliest end of an open slot; math.MaxInt64 when none
+	slots      []slotList // by size index
 	ids        idSet
 	keys       eventKeys // of the last event
-	lastSlot   []*slot   // the newest slot of each size, for aggHint
 
 	// What collectSource and finalize need without a scan of every slot
 	// (a city has thousands of sources, each an hour of slots): the slots
@@ -162,23 +162,29 @@ type source struct {
 // aggHint is how many aggregates the source's newest slot of size index
 // i holds, 0 when it has none.
 func (src *source) aggHint(i int) int {
-	if i < len(src.lastSlot) && src.lastSlot[i] != nil {
-		return src.lastSlot[i].aggCount()
+	if sl := src.slots[i].newest(); sl != nil {
+		return sl.aggCount()
 	}
 	return 0
 }
 
-// newest returns the source's newest slot of size index i if it starts at
-// start: in-order events land there, without a lookup in a map that holds
-// an hour of slots. The newest slot is never pruned (it holds the latest
-// event, inside the horizon), so it is always the one in slots.
-func (src *source) newest(i int, start int64) *slot {
-	if i < len(src.lastSlot) {
-		if sl := src.lastSlot[i]; sl != nil && sl.startMs == start {
-			return sl
-		}
+// slot returns the source's slot of size index i starting at start, and
+// where in the list it is or would go.
+func (src *source) slot(i int, start int64) (*slot, int) {
+	j, ok := src.slots[i].find(start)
+	if !ok {
+		return nil, j
 	}
-	return nil
+	return src.slots[i][j], j
+}
+
+// slotCount is how many slots the source holds, of every size.
+func (src *source) slotCount() int {
+	n := 0
+	for _, l := range src.slots {
+		n += len(l)
+	}
+	return n
 }
 
 // keyedSlot is a slot with its key, reached without a map lookup (a city
@@ -211,8 +217,8 @@ func floorDiv(a, b int64) int64 {
 func (s *Set) source(name string) *source {
 	src := s.sources[name]
 	if src == nil {
-		src = &source{name: name, latestMs: math.MinInt64, doneMs: math.MinInt64, nextEndMs: math.MaxInt64,
-			slots:        make(map[slotKey]*slot),
+		src = &source{name: name, seq: len(s.sources), latestMs: math.MinInt64, doneMs: math.MinInt64, nextEndMs: math.MaxInt64,
+			slots:        make([]slotList, len(s.sizesMs)),
 			pruneSlotsAt: math.MaxInt64, pruneIDsAt: math.MaxInt64}
 		s.sources[name] = src
 	}
@@ -278,10 +284,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			continue
 		}
 		key := slotKey{i, start}
-		sl := src.newest(i, start)
-		if sl == nil {
-			sl = src.slots[key]
-		}
+		sl, at := src.slot(i, start)
 		if sl == nil {
 			// Sized for as many aggregates as the source's last slot of this
 			// size held (or this event's): a source's windows hold the same
@@ -289,13 +292,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 			// slots' memory unused.
 			n := max(len(keys), src.aggHint(i))
 			sl = &slot{startMs: start, endMs: start + size, aggs: make([]agg, 0, n), ids: make([]string, 0, 2*n+5)}
-			src.slots[key] = sl
-			if i >= len(src.lastSlot) {
-				src.lastSlot = append(src.lastSlot, make([]*slot, i+1-len(src.lastSlot))...)
-			}
-			if last := src.lastSlot[i]; last == nil || last.startMs < start {
-				src.lastSlot[i] = sl
-			}
+			src.slots[i] = slices.Insert(src.slots[i], at, sl)
 			src.pruneSlotsAt = min(src.pruneSlotsAt, sl.endMs)
 			if sl.endMs <= watermark {
 				sl.final = true // behind the watermark already: final at once
@@ -419,6 +416,19 @@ func (s *Set) TakeUpdates(dst []Update) []Update {
 // window, and when early is set every changed open window too. Rows are
 // appended to dst.
 func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
+	if early {
+		return s.CollectShard(dst, nowMs, 0, 1)
+	}
+	return s.CollectShard(dst, nowMs, 0, 0)
+}
+
+// CollectShard is Collect with the early rows of one shard of the
+// sources: those whose number (in the order the Set first saw them) is
+// shard modulo shards; shards 0 writes no early rows. A caller that
+// collects every shard in turn writes each open window as often as one
+// early Collect would, in batches a fraction of the size: a city's
+// thousands of sources otherwise all write their open windows in one.
+func (s *Set) CollectShard(dst []Row, nowMs int64, shard, shards int) []Row {
 	idle := s.idle[:0]
 	for src := range s.active {
 		if nowMs-src.lastSeenMs >= s.idleMs {
@@ -437,23 +447,19 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 	}
 	clear(idle)
 	s.idle = idle[:0]
-	if !early {
-		// Only a source that changed has rows to write or windows to
-		// forget: events mark theirs dirty, and so does going idle.
-		for src := range s.dirty {
-			dst = s.collectSource(dst, src, false)
-		}
-	} else {
+	// Only a source that changed has final rows to write or windows to
+	// forget: events mark theirs dirty, and so does going idle.
+	for src := range s.dirty {
+		dst = s.collectSource(dst, src, false)
+	}
+	clear(s.dirty)
+	if shards > 0 {
 		for src := range s.open {
-			dst = s.collectSource(dst, src, true)
-		}
-		for src := range s.dirty {
-			if _, done := s.open[src]; !done {
+			if src.seq%shards == shard {
 				dst = s.collectSource(dst, src, true)
 			}
 		}
 	}
-	clear(s.dirty)
 	s.compactKeys() // the rows above carry strings, not key indices
 	return dst
 }
@@ -484,12 +490,12 @@ func (s *Set) collectSource(dst []Row, src *source, early bool) []Row {
 	horizon := src.latestMs - s.horizonMs
 	if src.pruneSlotsAt <= horizon {
 		next := int64(math.MaxInt64)
-		for key, sl := range src.slots {
-			if sl.final && !sl.dirty && sl.endMs <= horizon {
-				delete(src.slots, key)
-				continue
+		for i, l := range src.slots {
+			l = slices.DeleteFunc(l, func(sl *slot) bool { return sl.final && !sl.dirty && sl.endMs <= horizon })
+			if len(l) > 0 {
+				next = min(next, l[0].endMs) // the earliest start has the earliest end
 			}
-			next = min(next, sl.endMs)
+			src.slots[i] = l
 		}
 		src.pruneSlotsAt = next
 	}
@@ -538,35 +544,32 @@ func (s *Set) FinishRestore() {
 		src := s.sources[name]
 		horizon := src.latestMs - s.horizonMs
 		next := int64(math.MaxInt64)
-		held := s.closing[:0]
-		for key, sl := range src.slots {
-			switch {
-			case sl.endMs <= horizon:
+		for i, l := range src.slots {
+			src.slots[i] = slices.DeleteFunc(l, func(sl *slot) bool {
+				if sl.endMs > horizon {
+					return false
+				}
 				if !sl.final {
 					s.openWindows--
 				}
 				sl.dirty = false // never written (see collectSource)
-				delete(src.slots, key)
-				continue
-			case !sl.final:
-				next = min(next, sl.endMs)
-			}
-			if key.sizeIdx == 0 {
-				held = append(held, sl)
+				return true
+			})
+			for _, sl := range src.slots[i] {
+				if !sl.final {
+					next = min(next, sl.endMs)
+				}
 			}
 		}
 		src.nextEndMs = next
 		src.open = slices.DeleteFunc(src.open, func(o keyedSlot) bool { return o.sl.endMs <= horizon })
-		slices.SortFunc(held, func(a, b *slot) int { return cmp.Compare(a.startMs, b.startMs) })
-		for _, sl := range held {
+		for _, sl := range src.slots[0] { // the smallest panes, in time order
 			sl.thaw() // restored slots are written again, and frozen then
 			for i := range sl.aggs {
 				s.logRow(&sl.aggs[i], sl, src.name)
 				s.updates[len(s.updates)-1].Row.Final = sl.final
 			}
 		}
-		clear(held)
-		s.closing = held[:0]
 		if src.doneMs != math.MinInt64 {
 			s.updates = append(s.updates, Update{Row: Row{Source: src.name}, Progress: true, DoneMs: src.doneMs})
 		}

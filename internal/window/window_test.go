@@ -295,8 +295,8 @@ func TestStateStaysInsideTheHorizon(t *testing.T) {
 		}
 	}
 	src := s.sources["wl-1"]
-	if len(src.slots) > 64 || src.ids.len() > 64 {
-		t.Fatalf("after 3 h: %d slots and %d dedup buckets held, want about an hour's (60)", len(src.slots), src.ids.len())
+	if src.slotCount() > 64 || src.ids.len() > 64 {
+		t.Fatalf("after 3 h: %d slots and %d dedup buckets held, want about an hour's (60)", src.slotCount(), src.ids.len())
 	}
 	if len(src.dirtySlots) > 4 {
 		t.Errorf("%d slots still marked dirty after a collect", len(src.dirtySlots))
