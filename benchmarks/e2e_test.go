@@ -86,8 +86,14 @@ func BenchmarkE2E(b *testing.B) {
 // 1 h correction horizon, so iocd holds the dedup ids of 7.4 M events at
 // once. Its figure is iocd's peak RSS (the target is 1 GB); the rows are
 // checked exact as in every backlog run. IOC_BENCH_CITY_HOURS changes the
-// simulated span.
+// simulated span. iocd runs as a city would run it on a 1 GB budget, with
+// IOC_MEMORY_LIMIT_MB=900 (Go's soft limit) unless the caller sets another
+// (0: none, the GC's default target of twice the live heap).
 func BenchmarkCityScale(b *testing.B) {
+	if _, set := os.LookupEnv("IOC_MEMORY_LIMIT_MB"); !set {
+		b.Setenv("IOC_MEMORY_LIMIT_MB", "900")
+	}
+	b.Logf("IOC_MEMORY_LIMIT_MB=%s", os.Getenv("IOC_MEMORY_LIMIT_MB"))
 	hours := 2.0
 	if s := os.Getenv("IOC_BENCH_CITY_HOURS"); s != "" {
 		var err error

@@ -78,17 +78,20 @@ type Row struct {
 
 // Set holds the windows of every source.
 type Set struct {
-	sizesMs     []int64
-	minSizeMs   int64
-	latenessMs  int64
-	idleMs      int64
-	horizonMs   int64
-	seed        maphash.Seed
-	keys        keyTable
-	sources     map[string]*source
-	open        map[*source]struct{} // sources with windows not yet final
-	dirty       map[*source]struct{} // sources with changes not yet collected
-	active      map[*source]struct{} // sources not idle
+	sizesMs    []int64
+	minSizeMs  int64
+	latenessMs int64
+	idleMs     int64
+	horizonMs  int64
+	seed       maphash.Seed
+	keys       keyTable
+	sources    map[string]*source
+	open       map[*source]struct{} // sources with windows not yet final
+	// Sources with changes not yet collected, and sources not idle: lists
+	// with a flag on the source rather than sets, since every event
+	// would otherwise write to both maps.
+	dirty       []*source
+	active      []*source
 	openWindows int
 	// updates is the log of what became final, in the order of the events
 	// that decided it (see Update); restoring turns it off.
@@ -126,8 +129,6 @@ func New(cfg Config) (*Set, error) {
 		seed:       maphash.MakeSeed(),
 		sources:    make(map[string]*source),
 		open:       make(map[*source]struct{}),
-		dirty:      make(map[*source]struct{}),
-		active:     make(map[*source]struct{}),
 	}
 	for _, size := range cfg.Sizes {
 		s.sizesMs = append(s.sizesMs, size.Milliseconds())
@@ -157,6 +158,16 @@ type source struct {
 	open         []keyedSlot
 	pruneSlotsAt int64 // min endMs of the slots; MaxInt64 when none
 	pruneIDsAt   int64 // min bucket end of ids; MaxInt64 when none
+	inDirty      bool  // in Set.dirty
+	inActive     bool  // in Set.active
+}
+
+// changed puts src in the sources to collect.
+func (s *Set) changed(src *source) {
+	if !src.inDirty {
+		src.inDirty = true
+		s.dirty = append(s.dirty, src)
+	}
 }
 
 // aggHint is how many aggregates the source's newest slot of size index
@@ -264,7 +275,10 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 	if latestBefore != math.MinInt64 {
 		cutoff = latestBefore - s.horizonMs
 	}
-	s.active[src] = struct{}{}
+	if !src.inActive {
+		src.inActive = true
+		s.active = append(s.active, src)
+	}
 	if ev.TimeMs > src.latestMs {
 		src.latestMs = ev.TimeMs
 	}
@@ -330,7 +344,7 @@ func (s *Set) apply(src *source, ev *event.Event, latestBefore int64, h uint64, 
 		if src.ids.add(bucket, h) {
 			src.pruneIDsAt = min(src.pruneIDsAt, bucket+s.minSizeMs)
 		}
-		s.dirty[src] = struct{}{}
+		s.changed(src)
 	}
 	return disp
 }
@@ -430,11 +444,17 @@ func (s *Set) Collect(dst []Row, nowMs int64, early bool) []Row {
 // thousands of sources otherwise all write their open windows in one.
 func (s *Set) CollectShard(dst []Row, nowMs int64, shard, shards int) []Row {
 	idle := s.idle[:0]
-	for src := range s.active {
+	active := s.active[:0]
+	for _, src := range s.active {
 		if nowMs-src.lastSeenMs >= s.idleMs {
+			src.inActive = false
 			idle = append(idle, src)
+		} else {
+			active = append(active, src)
 		}
 	}
+	clear(s.active[len(active):])
+	s.active = active
 	// By name, so that the log's order does not depend on the map's.
 	slices.SortFunc(idle, func(a, b *source) int { return cmp.Compare(a.name, b.name) })
 	for _, src := range idle {
@@ -442,17 +462,18 @@ func (s *Set) CollectShard(dst []Row, nowMs int64, shard, shards int) []Row {
 		// open windows, and it holds up no one waiting for its progress.
 		s.finalize(src, func(*slot) bool { return true })
 		s.progress(src, math.MaxInt64)
-		delete(s.active, src)
-		s.dirty[src] = struct{}{} // its final rows are to be written
+		s.changed(src) // its final rows are to be written
 	}
 	clear(idle)
 	s.idle = idle[:0]
 	// Only a source that changed has final rows to write or windows to
 	// forget: events mark theirs dirty, and so does going idle.
-	for src := range s.dirty {
+	for _, src := range s.dirty {
+		src.inDirty = false
 		dst = s.collectSource(dst, src, false)
 	}
 	clear(s.dirty)
+	s.dirty = s.dirty[:0]
 	if shards > 0 {
 		for src := range s.open {
 			if src.seq%shards == shard {
