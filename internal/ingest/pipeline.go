@@ -152,8 +152,7 @@ type Pipeline struct {
 	free      chan *batch
 	counts    counters
 	lastSeal  time.Time
-	lastEarly time.Time
-	earlyTurn int // the shard of sources whose early rows come next
+	early     earlyTurns
 	lastEval  time.Time
 	taken     []alert.Alert
 	ups       []window.Update
@@ -226,7 +225,8 @@ func (p *Pipeline) Run(ctx context.Context, cons Consumer) error {
 	if err != nil {
 		return err
 	}
-	p.lastSeal, p.lastEarly, p.lastEval = p.now(), p.now(), p.now()
+	p.lastSeal, p.lastEval = p.now(), p.now()
+	p.early = newEarlyTurns(p.cfg.EarlyInterval, p.cfg.FlushInterval, p.now())
 	// One deadline per batch rather than NextMaxWait, which arms a timer
 	// for every message: the wait ends when the batch or an alert
 	// evaluation is due.
@@ -469,26 +469,7 @@ func (p *Pipeline) decode(msg *nats.Msg, nowMs int64, ev *event.Event) (rej *eve
 // seal closes the current batch with the window rows due now and hands it
 // to the writer; it blocks while the writer still holds the previous one.
 func (p *Pipeline) seal(now time.Time, draining bool) {
-	// Each seal that is due writes one shard's open windows early, in
-	// turn, so that every source's come once per EarlyInterval: written
-	// all at once, a city's open windows made one batch many times the
-	// size of the others, and its buffers stayed that size.
-	shard, shards := 0, 0 // no early rows
-	n := earlyShards(p.cfg.EarlyInterval, p.cfg.FlushInterval)
-	every := p.cfg.EarlyInterval / time.Duration(n)
-	switch {
-	case draining:
-		shards = 1 // every source's, now
-	case now.Sub(p.lastEarly) >= every:
-		// From the time it was due, so that seals a little late do not
-		// stretch the turn; from now when far behind.
-		p.lastEarly = p.lastEarly.Add(every)
-		if p.lastEarly.Before(now.Add(-p.cfg.FlushInterval)) {
-			p.lastEarly = now
-		}
-		shard, shards = p.earlyTurn%n, n
-		p.earlyTurn++
-	}
+	shard, shards := p.early.next(now, draining)
 	p.lastSeal = now
 	p.collect(now, shard, shards)
 	b := p.cur
@@ -508,15 +489,6 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	}
 	p.sealed <- b
 	p.cur = <-p.free
-}
-
-// earlyShards is how many shards of sources take turns at early rows: one
-// per flush interval of the early interval, at most 10.
-func earlyShards(early, flush time.Duration) int {
-	if flush <= 0 {
-		return 1
-	}
-	return int(min(max(early/flush, 1), 10))
 }
 
 // collect adds the window rows due now to the current batch, with the
