@@ -145,20 +145,20 @@ type Pipeline struct {
 	log     zerolog.Logger
 	now     func() time.Time
 
-	cur       *batch
-	lastCseq  uint64 // consumer sequence of the last delivery handled; 0 = none yet
-	scratch   event.Event
-	sealed    chan *batch
-	free      chan *batch
-	counts    counters
-	lastSeal  time.Time
-	early     earlyTurns
-	lastEval  time.Time
-	taken     []alert.Alert
-	ups       []window.Update
-	panes     []window.Row
-	firing    map[string]alert.Severity // by fingerprint; the writer's
-	shown     shown                     // this pipeline's share of the gauges
+	cur      *batch
+	lastCseq uint64 // consumer sequence of the last delivery handled; 0 = none yet
+	scratch  event.Event
+	sealed   chan *batch
+	free     chan *batch
+	counts   counters
+	lastSeal time.Time
+	early    earlyTurns
+	lastEval time.Time
+	taken    []alert.Alert
+	ups      []window.Update
+	panes    []window.Row
+	firing   map[string]alert.Severity // by fingerprint; the writer's
+	shown    shown                     // this pipeline's share of the gauges
 
 	writing atomic.Bool   // false while ClickHouse writes fail
 	pending atomic.Uint64 // IOC_EVENTS messages not yet delivered, as of the last batch
