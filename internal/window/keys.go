@@ -91,10 +91,7 @@ func (s *Set) remapKeys(sl *slot, old []aggKey) {
 		sl.aggs[i].key = s.keys.intern(old[sl.aggs[i].key])
 	}
 	if sl.index != nil {
-		clear(sl.index)
-		for i := range sl.aggs {
-			sl.index[sl.aggs[i].key] = i
-		}
+		sl.reindex()
 	}
 	if wasFrozen {
 		s.pack, s.remap = sl.freeze(s.pack, s.remap)

@@ -89,10 +89,7 @@ func (sl *slot) thaw() {
 	}
 	sl.aggs, sl.ids, sl.packed = aggs, ids, nil
 	if len(sl.aggs) > linearScanLimit {
-		sl.index = make(map[uint32]int, len(sl.aggs)*2)
-		for i := range sl.aggs {
-			sl.index[sl.aggs[i].key] = i
-		}
+		sl.reindex()
 	}
 }
 

@@ -57,12 +57,17 @@ func (sl *slot) agg(k uint32) *agg {
 	if sl.index != nil {
 		sl.index[k] = len(sl.aggs) - 1
 	} else if len(sl.aggs) > linearScanLimit {
-		sl.index = make(map[uint32]int, len(sl.aggs)*2)
-		for i := range sl.aggs {
-			sl.index[sl.aggs[i].key] = i
-		}
+		sl.reindex()
 	}
 	return &sl.aggs[len(sl.aggs)-1]
+}
+
+// reindex builds the index of the aggregates by key, anew.
+func (sl *slot) reindex() {
+	sl.index = make(map[uint32]int, len(sl.aggs)*2)
+	for i := range sl.aggs {
+		sl.index[sl.aggs[i].key] = i
+	}
 }
 
 // idRef returns the index of id in sl.ids, appending it. An event becomes
@@ -124,7 +129,7 @@ func (sl *slot) add(a *agg, v float64, tMs int64, id string, ref uint32) {
 
 // slotList is a source's slots of one size in start order. Events land in
 // the newest, so it is checked first; a late event's slot is found by a
-// binary search, and the horizon removes a prefix. A map would cost five
+// binary search, and the horizon removes the oldest. A map would cost five
 // times the memory per slot, and a city holds an hour of slots for each of
 // thousands of sources.
 type slotList []*slot
@@ -133,16 +138,12 @@ type slotList []*slot
 // would go.
 func (l slotList) find(start int64) (int, bool) {
 	if n := len(l); n > 0 && l[n-1].startMs <= start {
-		return n - 1 + boolInt(l[n-1].startMs < start), l[n-1].startMs == start
+		if l[n-1].startMs == start {
+			return n - 1, true
+		}
+		return n, false
 	}
 	return slices.BinarySearchFunc(l, start, func(sl *slot, t int64) int { return cmp.Compare(sl.startMs, t) })
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // newest is the latest slot, nil when there is none.
