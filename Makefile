@@ -120,7 +120,7 @@ test: vet test-unit test-fuzz test-monitoring test-integration test-chdb test-br
 
 bench: build nats-server clickhouse monitoring-tools
 	IOC_TEST_IOCD_BIN=$(BIN)/iocd IOC_TEST_NATS_SERVER_BIN=$(BIN)/nats-server IOC_TEST_IOCSIM_BIN=$(BIN)/iocsim \
-		$(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
+		$(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 60m ./benchmarks/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/event/ ./internal/window/
 
 clean:
