@@ -115,6 +115,7 @@ screenshots: build nats-server clickhouse chromium
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 300000x -fuzzminimizetime 0x ./internal/event/
 	$(GO) test -run '^$$' -fuzz FuzzParseRules -fuzztime 100000x -fuzzminimizetime 0x ./internal/alert/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 300000x -fuzzminimizetime 0x ./internal/inbox/
 
 test: vet test-unit test-fuzz test-monitoring test-integration test-chdb test-browser test-faults
 

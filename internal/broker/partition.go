@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/iocstream/iocstream/internal/subject"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/subject"
 )
 
 // Partitioned mode (docs/scale-out.md): IOC_EVENTS stores every

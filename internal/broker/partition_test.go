@@ -733,7 +733,7 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 			t.Fatalf("owner A got %s", m.Subject)
 		}
 	}
-	if err := itA.Ack(got[2]); err != nil {
+	if err := itA.Ack(got[2].Reply); err != nil {
 		t.Fatal(err)
 	}
 	waitFloor(t, a, part[2])
@@ -768,7 +768,7 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 	}
 
 	// The zombie acks everything it read, late.
-	if err := itA.Ack(zombie); err != nil {
+	if err := itA.Ack(zombie.Reply); err != nil {
 		t.Logf("zombie ack: %v", err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -787,7 +787,7 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 	zctx, zcancel := context.WithTimeout(ctx, time.Second)
 	defer zcancel()
 	if m, err := itA.Next(zctx); err == nil {
-		t.Fatalf("the zombie's pull received %s (seq %d) after the takeover", m.Subject, replySeq(m))
+		t.Fatalf("the zombie's pull received %s (seq %d) after the takeover", m.Subject, replySeq(copyMsg(m)))
 	} else {
 		t.Logf("zombie's pull after the takeover: %v", err)
 	}
@@ -818,7 +818,7 @@ func TestTakeOverFromPreviousOwner(t *testing.T) {
 	}
 
 	// B's own acks move its floor (not ignored as with a reused name).
-	if err := itB.Ack(gotB[4]); err != nil {
+	if err := itB.Ack(gotB[4].Reply); err != nil {
 		t.Fatal(err)
 	}
 	waitFloor(t, b, want[4])

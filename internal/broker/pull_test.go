@@ -1,12 +1,16 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/iocstream/iocstream/internal/inbox"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -46,7 +50,7 @@ func next(t *testing.T, p *Pull, total time.Duration) *nats.Msg {
 		msg, err := p.Next(ctx)
 		cancel()
 		if err == nil {
-			return msg
+			return copyMsg(msg)
 		}
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Next: %v", err)
@@ -54,6 +58,11 @@ func next(t *testing.T, p *Pull, total time.Duration) *nats.Msg {
 	}
 	t.Fatalf("no delivery in %v", total)
 	return nil
+}
+
+// copyMsg keeps a delivery past the next call to Next.
+func copyMsg(m *inbox.Msg) *nats.Msg {
+	return &nats.Msg{Subject: strings.Clone(m.Subject), Reply: strings.Clone(m.Reply), Data: bytes.Clone(m.Data)}
 }
 
 // expectRun reads n deliveries whose payloads are from, from+1, … and whose
@@ -99,7 +108,7 @@ func TestPullDeliversInOrder(t *testing.T) {
 		t.Fatalf("%d messages asked for, more than a batch of %d", p.asked, p.batch)
 	}
 	p.Stop()
-	if err := p.Ack(last); err != nil { // after Stop, as a drain does
+	if err := p.Ack(last.Reply); err != nil { // after Stop, as a drain does
 		t.Fatal(err)
 	}
 	waitFloor(t, c, 450)
@@ -155,7 +164,7 @@ func TestPullAfterServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	if err := p.Ack(expectRun(t, p, 1, 10, 0)); err != nil {
+	if err := p.Ack(expectRun(t, p, 1, 10, 0).Reply); err != nil {
 		t.Fatal(err)
 	}
 	waitFloor(t, c, 10)
@@ -196,7 +205,8 @@ func TestPullEndsWhenConsumerDeleted(t *testing.T) {
 
 // TestPullAsksAgainWhenTheServerIsSilent: requests lost without a status
 // (a server killed, a reconnect) would leave the pull waiting for ever;
-// with no heartbeat for two intervals, or after a reconnect, it asks again.
+// with no heartbeat for two intervals, or after its delivery connection
+// came back, it asks again.
 func TestPullAsksAgainWhenTheServerIsSilent(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
 	srv := testenv.NATSServer(t, opts)
@@ -260,6 +270,13 @@ func TestPullAsksAgainWhenTheServerIsSilent(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	testenv.NATSServer(t, opts)
+	// The stand-in JetStream's subscription must be back first: the pull
+	// redials only once nats.go has reconnected, but a request could
+	// otherwise still beat that subscription to the new server.
+	testenv.WaitFor(t, 5*time.Second, 20*time.Millisecond, "nats.go reconnected", func() (bool, string) {
+		err := nc.FlushTimeout(100 * time.Millisecond)
+		return err == nil, fmt.Sprint(err)
+	})
 	if n := waitFor(p, 4, 5*time.Second); n != 4 {
 		t.Fatalf("%d requests after the reconnect, want 4", n)
 	}

@@ -52,8 +52,8 @@ func NewDecoder(maxFutureMs int64) *Decoder {
 // Decode validates data, published on subject, against the envelope rules
 // and fills ev. nowMs is the processor's clock in Unix milliseconds. The
 // returned Rejection is nil when the event is accepted. ev's slices are
-// reused from length zero, and its strings never alias data (source and
-// area are substrings of subject).
+// reused from length zero, and its strings alias neither data nor subject:
+// both may be views into a buffer reused after the call.
 func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *Rejection {
 	subj := splitSubject(subject)
 	fallbackKind := "unknown"
@@ -151,10 +151,10 @@ func (d *Decoder) Decode(subject string, data []byte, nowMs int64, ev *Event) *R
 			timeBytes, float64(timeMs-nowMs)/1000, float64(d.maxFutureMs)/1000)
 	}
 	ev.ID = string(id)
-	// The subject's tokens, checked equal to the payload's above: no
-	// intern lookup (a city's thousands of sources make it a cache miss).
-	ev.Source = subj.source
-	ev.Area = subj.area
+	// Interned, not the subject's tokens: a delivery's subject is a view
+	// into a buffer that the next delivery reuses.
+	ev.Source = d.str(source)
+	ev.Area = d.str(area)
 	ev.TimeMs = timeMs
 	return nil
 }

@@ -1,11 +1,13 @@
 package event
 
 import (
+	"fmt"
 	"math/rand"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const validWater = `{"id":"e-1","kind":"environment","type":"water_level","source":"wl-kim-long","area":"kim-long",` +
@@ -31,6 +33,27 @@ func TestDecodeValid(t *testing.T) {
 	}
 	if len(ev.AttrKeys) != 1 || ev.AttrKeys[0] != "river" || ev.AttrValues[0] != "huong" {
 		t.Fatalf("attrs %v %v", ev.AttrKeys, ev.AttrValues)
+	}
+}
+
+// TestDecodeDoesNotAliasInputs: a delivery's subject and payload are views
+// into a buffer that the next delivery overwrites; nothing decoded may
+// change with it.
+func TestDecodeDoesNotAliasInputs(t *testing.T) {
+	d := NewDecoder(5 * 60 * 1000)
+	payload := strings.Replace(validWater, `"river":"huong"`, `"river":"huong","station":"kim long 2"`, 1)
+	buf := []byte(waterSubject + payload)
+	subject := unsafe.String(&buf[0], len(waterSubject))
+	var ev Event
+	if rej := d.Decode(subject, buf[len(waterSubject):], nowMs(), &ev); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	before := fmt.Sprintf("%+v", ev)
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	if after := fmt.Sprintf("%+v", ev); after != before || ev.Source != "wl-kim-long" || ev.Area != "kim-long" {
+		t.Fatalf("the decoded event changed with its input's buffer:\n%s\n%s", before, after)
 	}
 }
 

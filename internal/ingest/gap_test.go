@@ -6,9 +6,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/iocstream/iocstream/internal/inbox"
 
 	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/broker"
@@ -56,9 +58,32 @@ type fakeIter struct {
 	c       *fakeConsumer
 	next    uint64
 	stopped bool
+	buf     []byte
+	shift   int
+	msg     inbox.Msg
 }
 
-func (it *fakeIter) Next(ctx context.Context) (*nats.Msg, error) {
+// deliver returns a message whose fields are views into one buffer, which
+// the next delivery first overwrites with garbage, as the real connection
+// reuses its buffers: what the pipeline keeps without copying shows.
+func (it *fakeIter) deliver(subject, reply string, data []byte) *inbox.Msg {
+	for i := range it.buf {
+		it.buf[i] = 'X'
+	}
+	// A shifting start, so an old view does not see the same bytes again.
+	it.shift = (it.shift + 1) % 7
+	n := it.shift + len(subject) + len(reply) + len(data)
+	if cap(it.buf) < n {
+		it.buf = make([]byte, 0, 2*n)
+	}
+	it.buf = append(append(append(append(it.buf[:0], "......."[:it.shift]...), subject...), reply...), data...)
+	b := it.buf[it.shift:]
+	it.msg = inbox.Msg{Subject: unsafe.String(&b[0], len(subject)), Reply: unsafe.String(&b[len(subject)], len(reply)),
+		Data: b[len(subject)+len(reply):]}
+	return &it.msg
+}
+
+func (it *fakeIter) Next(ctx context.Context) (*inbox.Msg, error) {
 	c := it.c
 	c.mu.Lock()
 	if it.stopped {
@@ -73,8 +98,8 @@ func (it *fakeIter) Next(ctx context.Context) (*nats.Msg, error) {
 			c.lost[seq] = true // delivered into the void: the consumer sequence moves on
 			continue
 		}
-		m := &nats.Msg{Subject: "ioc.events.environment.kim-long.wl-kim-long", Data: c.payloads[seq-1],
-			Reply: fmt.Sprintf("$JS.ACK.IOC_EVENTS.iocd.1.%d.%d.0.%d", seq, c.cseq, uint64(len(c.payloads))-seq)}
+		m := it.deliver("ioc.events.environment.kim-long.wl-kim-long",
+			fmt.Sprintf("$JS.ACK.IOC_EVENTS.iocd.1.%d.%d.0.%d", seq, c.cseq, uint64(len(c.payloads))-seq), c.payloads[seq-1])
 		c.mu.Unlock()
 		return m, nil
 	}
@@ -88,8 +113,8 @@ func (it *fakeIter) Next(ctx context.Context) (*nats.Msg, error) {
 }
 
 // Ack acks by the stream sequence in the reply subject, as the server does.
-func (it *fakeIter) Ack(m *nats.Msg) error {
-	seq, _, _ := broker.AckSeqs(m.Reply)
+func (it *fakeIter) Ack(reply string) error {
+	seq, _, _ := broker.AckSeqs(reply)
 	it.c.ack(seq)
 	return nil
 }
@@ -97,8 +122,9 @@ func (it *fakeIter) Ack(m *nats.Msg) error {
 func (it *fakeIter) Stop() { it.stopped = true }
 
 type fakeSink struct {
-	mu     sync.Mutex
-	events int
+	mu         sync.Mutex
+	events     int
+	windowKeys []string
 }
 
 func (s *fakeSink) InsertEvents(_ context.Context, rows *store.EventRows) error {
@@ -111,8 +137,16 @@ func (s *fakeSink) InsertTooLate(ctx context.Context, rows *store.EventRows) err
 	return s.InsertEvents(ctx, rows)
 }
 func (s *fakeSink) InsertRejected(context.Context, []store.Rejected) error { return nil }
-func (s *fakeSink) InsertWindows(context.Context, []window.Row) error      { return nil }
-func (s *fakeSink) InsertAlerts(context.Context, []alert.Alert) error      { return nil }
+
+func (s *fakeSink) InsertWindows(_ context.Context, rows []window.Row) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		s.windowKeys = append(s.windowKeys, r.Kind+"/"+r.Type+"/"+r.Metric+"/"+r.Area+"/"+r.Source)
+	}
+	return nil
+}
+func (s *fakeSink) InsertAlerts(context.Context, []alert.Alert) error { return nil }
 func (s *fakeSink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,6 +199,15 @@ func testLostDelivery(t *testing.T, lose uint64) {
 	}
 	if cons.floor != n {
 		t.Fatalf("ack floor %d, want %d", cons.floor, n)
+	}
+	// Each row's strings outlived the delivery buffers they came from.
+	if len(sink.windowKeys) == 0 {
+		t.Fatal("no window rows written")
+	}
+	for _, k := range sink.windowKeys {
+		if k != "environment/water_level/height/kim-long/wl-kim-long" && k != "environment/water_level/events/kim-long/wl-kim-long" {
+			t.Fatalf("window row of %q, want environment/water_level/{height,events}/kim-long/wl-kim-long", k)
+		}
 	}
 }
 

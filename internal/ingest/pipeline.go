@@ -8,9 +8,11 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/iocstream/iocstream/internal/alert"
 	"github.com/iocstream/iocstream/internal/broker"
 	"github.com/iocstream/iocstream/internal/event"
+	"github.com/iocstream/iocstream/internal/inbox"
 	"github.com/iocstream/iocstream/internal/metrics"
 	"github.com/iocstream/iocstream/internal/store"
 	"github.com/iocstream/iocstream/internal/window"
@@ -79,12 +82,13 @@ type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
-// Source yields deliveries in order and acknowledges them cumulatively;
-// *broker.Pull implements it. Ack must work after Stop: the drain acks
+// Source yields deliveries in order and acknowledges them cumulatively, by
+// the ack subject (reply) of the last; *broker.Pull implements it. A
+// delivery is valid until the next call to Next. Ack must work after Stop: the drain acks
 // what it wrote after it stopped pulling.
 type Source interface {
-	Next(ctx context.Context) (*nats.Msg, error)
-	Ack(last *nats.Msg) error
+	Next(ctx context.Context) (*inbox.Msg, error)
+	Ack(reply string) error
 	Stop()
 }
 
@@ -367,7 +371,7 @@ func cancelled() context.Context {
 // handle decodes one message and routes it: rejected → dead letter,
 // duplicate → counted only, otherwise → raw row and windows. It returns
 // false, leaving the message alone, when a delivery before it was lost.
-func (p *Pipeline) handle(src Source, msg *nats.Msg, now time.Time) bool {
+func (p *Pipeline) handle(src Source, msg *inbox.Msg, now time.Time) bool {
 	seq, cseq, pending := broker.AckSeqs(msg.Reply)
 	// After a reset the server delivers from consumer sequence 1. A first
 	// delivery with a higher one means an older pull request, still open
@@ -379,7 +383,8 @@ func (p *Pipeline) handle(src Source, msg *nats.Msg, now time.Time) bool {
 	p.lastCseq = cseq
 	b := p.cur
 	b.msgs++
-	b.last, b.src = msg, src
+	// A copy: the delivery's bytes are reused after the next Next.
+	b.ackReply, b.src = append(b.ackReply[:0], msg.Reply...), src
 	b.pending = pending
 	if p.cfg.Skip != nil && p.cfg.Skip(msg.Subject) {
 		return true
@@ -390,8 +395,8 @@ func (p *Pipeline) handle(src Source, msg *nats.Msg, now time.Time) bool {
 		p.counts.rejected[rejKey{rej.Kind, rej.Reason}]++
 		p.counts.received[rej.Kind]++
 		b.rejected = append(b.rejected, store.Rejected{
-			ReceivedSec: now.Unix(), Subject: broker.PublishedSubject(msg.Subject), StreamSeq: seq,
-			Reason: string(rej.Reason), Detail: rej.Detail, Payload: msg.Data,
+			ReceivedSec: now.Unix(), Subject: strings.Clone(broker.PublishedSubject(msg.Subject)), StreamSeq: seq,
+			Reason: string(rej.Reason), Detail: rej.Detail, Payload: bytes.Clone(msg.Data),
 		})
 		b.deadKinds = append(b.deadKinds, rej.Kind)
 		return true
@@ -456,7 +461,7 @@ func (p *Pipeline) publishAlert(a *alert.Alert) (jetstream.PubAckFuture, error) 
 // decode runs the decoder and turns a panic (a bug, never expected) into a
 // rejection, so that no payload can crash the worker and come back for
 // ever after each restart.
-func (p *Pipeline) decode(msg *nats.Msg, nowMs int64, ev *event.Event) (rej *event.Rejection) {
+func (p *Pipeline) decode(msg *inbox.Msg, nowMs int64, ev *event.Event) (rej *event.Rejection) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error().Interface("panic", r).Str("subject", msg.Subject).Msg("decoder panicked; dead-lettering the message")
@@ -483,7 +488,7 @@ func (p *Pipeline) seal(now time.Time, draining bool) {
 	if b.msgs == 0 && len(b.windows) == 0 && len(b.alerts) == 0 {
 		return
 	}
-	if b.last != nil {
+	if b.src != nil {
 		addGauge(p.m.Pending, &p.shown.pending, float64(b.pending))
 		p.pending.Store(b.pending)
 	}

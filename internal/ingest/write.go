@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,10 +29,10 @@ func (p *Pipeline) flushLoop(ctx context.Context) error {
 		} else if failed == nil {
 			if err := p.write(ctx, b); err != nil {
 				failed = err
-			} else if b.last != nil {
+			} else if b.src != nil {
 				if err := p.fence(); err != nil {
 					failed = fmt.Errorf("batch written but not acked: %w", err)
-				} else if err := b.src.Ack(b.last); err != nil {
+				} else if err := b.src.Ack(string(b.ackReply)); err != nil {
 					// Not fatal: the messages come again and dedup absorbs them.
 					p.log.Warn().Err(err).Msg("ack failed; the batch will be redelivered")
 				}
@@ -237,8 +236,8 @@ func (p *Pipeline) publishDead(ctx context.Context, b *batch) error {
 // batch is what one cumulative ack covers.
 type batch struct {
 	msgs      int
-	last      *nats.Msg // the delivery whose ack covers the batch
-	src       Source    // that acks it
+	ackReply  []byte // the ack subject of the delivery whose ack covers the batch
+	src       Source // that acks it
 	pending   uint64
 	events    store.EventRows
 	tooLate   store.EventRows // dropped as too late: stored raw unless the id is stored already
@@ -266,5 +265,6 @@ func (b *batch) reset() {
 	events.Reset()
 	tooLate.Reset()
 	clear(b.alerts)
-	*b = batch{events: events, tooLate: tooLate, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0]}
+	*b = batch{events: events, tooLate: tooLate, windows: windows, rejected: b.rejected[:0], deadKinds: b.deadKinds[:0], alerts: b.alerts[:0],
+		ackReply: b.ackReply[:0]}
 }
