@@ -404,8 +404,49 @@ func (d *Decoder) raw(v value) []byte { return d.scan.b[v.start:v.end] }
 // parseNumber converts a number the scanner has already checked; the only
 // possible error is a value beyond float64 (±Inf).
 func parseNumber(raw []byte) (float64, error) {
+	if f, ok := parseShort(raw); ok {
+		return f, nil
+	}
 	// The string does not outlive the call except inside an error we drop.
 	return strconv.ParseFloat(unsafe.String(unsafe.SliceData(raw), len(raw)), 64)
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseShort converts the numbers sensors send (-12.5, 16.4586, 2048)
+// without strconv's general machinery, bit for bit as strconv would: when
+// the digits make an integer of at most 2^53 and at most 22 of them follow
+// the point, both operands of one division are exact, and IEEE division
+// rounds correctly (Clinger's fast path, also strconv's first case). It
+// declines anything else, exponents included.
+func parseShort(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && b[0] == '-' {
+		i, neg = 1, true
+	}
+	var mant uint64
+	digits, frac := 0, 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		mant = mant*10 + uint64(b[i]-'0')
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			mant = mant*10 + uint64(b[i]-'0')
+			digits++
+			frac++
+		}
+	}
+	if i != len(b) || digits == 0 || digits > 19 || mant > 1<<53 || frac >= len(exactPow10) {
+		return 0, false
+	}
+	f := float64(mant) / exactPow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 func reject(reason Reason, kind, format string, args ...any) *Rejection {

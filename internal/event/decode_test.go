@@ -2,8 +2,10 @@ package event
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +169,54 @@ func TestCharacterRules(t *testing.T) {
 				t.Fatalf("%s %q: %v, the pattern says %v", c.name, b, got, want)
 			}
 		}
+	}
+}
+
+// TestParseShortMatchesStrconv: the fast path gives strconv's float64, bit
+// for bit, or declines.
+func TestParseShortMatchesStrconv(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	cases := []string{"0", "-0", "0.0", "-0.0", "1", "-1", "2.13", "16.4586", "107.556", "9007199254740992",
+		"9007199254740993", "0.1", "0.3", "123456789012345678", "1234567890123456789", "12345678901234567890",
+		"0.0000000000000000000001", "0.00000000000000000000001", "1.7976931348623157", "4.9", "2e3", "1.5E-3"}
+	for range 200_000 {
+		var b []byte
+		if rng.Intn(4) == 0 {
+			b = append(b, '-')
+		}
+		intDigits := 1 + rng.Intn(12)
+		if rng.Intn(5) == 0 {
+			b = append(b, '0')
+		} else {
+			b = append(b, byte('1'+rng.Intn(9)))
+			for range intDigits - 1 {
+				b = append(b, byte('0'+rng.Intn(10)))
+			}
+		}
+		if rng.Intn(3) > 0 {
+			b = append(b, '.')
+			for range 1 + rng.Intn(23) {
+				b = append(b, byte('0'+rng.Intn(10)))
+			}
+		}
+		cases = append(cases, string(b))
+	}
+	fast := 0
+	for _, c := range cases {
+		want, err := strconv.ParseFloat(c, 64)
+		if err != nil {
+			t.Fatalf("strconv %q: %v", c, err)
+		}
+		got, ok := parseShort([]byte(c))
+		if !ok {
+			continue
+		}
+		fast++
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseShort(%q) = %v (%#x), strconv %v (%#x)", c, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
+	}
+	if fast < len(cases)/2 {
+		t.Fatalf("the fast path took %d of %d numbers: it should take most", fast, len(cases))
 	}
 }
