@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,29 +17,48 @@ import (
 // the pending count from a JetStream ack subject without allocating:
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
 // the longer form with domain and account hash (two more tokens first).
-// Zeros for anything else.
+// Zeros for anything else. It runs for every delivery, so it walks only to
+// the tokens it needs.
 func AckSeqs(reply string) (seq, cseq, pending uint64) {
-	var tok [12]string
-	n, start := 0, 0
-	for i := 0; i <= len(reply) && n < len(tok); i++ {
-		if i == len(reply) || reply[i] == '.' {
-			tok[n] = reply[start:i]
-			n++
-			start = i + 1
-		}
-	}
 	off := 0
-	switch {
+	switch n := strings.Count(reply, ".") + 1; {
 	case n == 9:
 	case n >= 11:
 		off = 2
 	default:
 		return 0, 0, 0
 	}
-	seq, _ = strconv.ParseUint(tok[5+off], 10, 64)
-	cseq, _ = strconv.ParseUint(tok[6+off], 10, 64)
-	pending, _ = strconv.ParseUint(tok[8+off], 10, 64)
-	return seq, cseq, pending
+	want := [3]int{5 + off, 6 + off, 8 + off}
+	var got [3]uint64
+	k, tok, start := 0, 0, 0
+	for i := 0; k < len(want); i++ {
+		if i < len(reply) && reply[i] != '.' {
+			continue
+		}
+		if tok == want[k] {
+			got[k] = decimal(reply[start:i])
+			k++
+		}
+		tok, start = tok+1, i+1
+	}
+	return got[0], got[1], got[2]
+}
+
+// decimal is strconv.ParseUint's value, or 0 when it fails on syntax.
+func decimal(s string) uint64 {
+	if len(s) == 0 || len(s) > 19 {
+		n, _ := strconv.ParseUint(s, 10, 64)
+		return n
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // DeadLetter is the message of a rejected event (CONTRACT.md section 1):
