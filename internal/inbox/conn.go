@@ -72,6 +72,12 @@ const (
 	handshakeTimeout = 10 * time.Second
 	writeTimeout     = 5 * time.Second
 	subID            = 1
+	// maxChunks is how many chunks may wait for Next. The reader must
+	// not stop reading while the consumer is busy (a ClickHouse outage
+	// holds the pipeline for minutes): the server would drop the
+	// connection as a slow consumer. What waits is bounded by the pull
+	// requests (the prefetch), and a chunk has at least one message.
+	maxChunks = 1 << 14
 )
 
 // Conn is a connection with one subscription. Next is for one goroutine;
@@ -152,7 +158,7 @@ func Dial(ctx context.Context, addr, subject string, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("inbox: dial %s: %w", addr, err)
 	}
 	c := &Conn{conn: raw, opts: o,
-		chunks: make(chan *chunk, 1024), freeBlocks: make(chan *block, 8), freeChunks: make(chan *chunk, 64),
+		chunks: make(chan *chunk, maxChunks), freeBlocks: make(chan *block, 8), freeChunks: make(chan *chunk, 64),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	c.blk = c.newBlock(blockSize)
 	c.pend = &chunk{}
