@@ -84,8 +84,8 @@ type Publisher interface {
 
 // Source yields deliveries in order and acknowledges them cumulatively, by
 // the ack subject (reply) of the last; *broker.Pull implements it. A
-// delivery is valid until the next call to Next. Ack must work after Stop: the drain acks
-// what it wrote after it stopped pulling.
+// delivery is valid until the next call to Next. Ack must work after Stop:
+// the drain acks what it wrote after it stopped pulling.
 type Source interface {
 	Next(ctx context.Context) (*inbox.Msg, error)
 	Ack(reply string) error
